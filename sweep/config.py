@@ -1,0 +1,334 @@
+"""Typed, validated configuration: YAML in, a frozen ``Config`` out.
+
+Unknown keys, wrong types, non-finite numbers and inconsistent ranges are refused
+with a ``ConfigError`` whose one-line message names the file, the field path, the
+value received and what is expected.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sweep.errors import ConfigError
+
+SCHEDULES = ("constant", "exponential", "step", "cosine", "linear")
+DECAY_SCHEDULES = ("exponential", "step")
+STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+
+ScheduleName = Literal["constant", "exponential", "step", "cosine", "linear"]
+
+
+def validate_study_name(name: object) -> str:
+    """Return ``name`` if it is a safe study name, else raise ValueError.
+
+    Names become file names (``studies/<name>.db``), so only ASCII letters, digits,
+    ``_`` and ``-`` are allowed: no separators, dots, spaces or look-alike unicode.
+    """
+    if not isinstance(name, str) or not STUDY_NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"study name must match [A-Za-z0-9_-]{{1,64}}, got {name!r}")
+    return name
+
+
+class _Section(BaseModel):
+    # strict: no silent coercion of "3" or true into numbers; YAML already types values.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class FloatRange(_Section):
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        if not self.low < self.high:
+            raise ValueError(f"low must be below high, got low={self.low}, high={self.high}")
+        return self
+
+
+class PositiveFloatRange(FloatRange):
+    low: float = Field(gt=0)
+    high: float = Field(gt=0)
+
+
+class IntRange(_Section):
+    low: int = Field(ge=1)
+    high: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if not self.low < self.high:
+            raise ValueError(f"low must be below high, got low={self.low}, high={self.high}")
+        return self
+
+
+class StudyConfig(_Section):
+    name: str = "sweep"
+    storage: str | None = None
+    n_trials: int = Field(default=40, ge=1, le=1_000_000)
+    timeout_s: float | None = Field(default=None, gt=0)
+    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    objective: Literal["best", "last"] = "best"
+    seed: int = Field(default=0, ge=0, lt=2**31)
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    workers: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return validate_study_name(value)
+
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.metric == "val_accuracy" else "minimize"
+
+
+class DataConfig(_Section):
+    source: Literal["keras", "idx", "synthetic"] = "keras"
+    path: str | None = None
+    limit: int | None = Field(default=None, ge=20)
+    validation_fraction: float = Field(default=0.1, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _path_for_idx(self) -> DataConfig:
+        if self.source == "idx" and not self.path:
+            raise ValueError("source 'idx' needs data.path, the folder holding the IDX files")
+        return self
+
+
+class ModelConfig(_Section):
+    filters: list[int] = Field(default=[32], min_length=1, max_length=4)
+    dense_units: int = Field(default=128, ge=1, le=8192)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+
+    @field_validator("filters")
+    @classmethod
+    def _positive_filters(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= f <= 1024 for f in value):
+            raise ValueError(f"every filter count must be between 1 and 1024, got {value}")
+        return value
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(default=10, ge=1, le=10_000)
+    batch_size: int = Field(default=64, ge=1, le=65_536)
+    optimizer: Literal["adam"] = "adam"
+
+
+class SearchConfig(_Section):
+    initial_lr: PositiveFloatRange = PositiveFloatRange(low=1.0e-5, high=1.0)
+    schedules: list[ScheduleName] = Field(default=list(SCHEDULES), min_length=1)
+    decay_rate: FloatRange = FloatRange(low=0.5, high=0.99)
+    decay_steps: IntRange = IntRange(low=50, high=5000)
+    warmup_fraction: FloatRange = FloatRange(low=0.0, high=0.3)
+
+    @field_validator("schedules")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"schedules must not repeat, got {value}")
+        return value
+
+    @field_validator("decay_rate")
+    @classmethod
+    def _decay_rate_in_unit_interval(cls, value: FloatRange) -> FloatRange:
+        if not (0 < value.low and value.high <= 1):
+            raise ValueError(f"decay_rate must lie in (0, 1], got [{value.low}, {value.high}]")
+        return value
+
+    @field_validator("warmup_fraction")
+    @classmethod
+    def _warmup_below_one(cls, value: FloatRange) -> FloatRange:
+        if not (0 <= value.low and value.high < 1):
+            raise ValueError(f"warmup_fraction must lie in [0, 1), got [{value.low}, {value.high}]")
+        return value
+
+
+class LRFinderConfig(_Section):
+    enabled: bool = True
+    start_lr: float = Field(default=1.0e-7, gt=0)
+    end_lr: float = Field(default=10.0, gt=0)
+    num_steps: int = Field(default=300, ge=10, le=100_000)
+    smoothing: float = Field(default=0.98, ge=0, lt=1)
+    diverge_factor: float = Field(default=4.0, gt=1)
+    suggestion: Literal["valley", "steep", "minimum"] = "valley"
+    narrow: bool = True
+    seed_trials: int = Field(default=3, ge=0, le=3)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LRFinderConfig:
+        if not self.start_lr < self.end_lr:
+            raise ValueError(
+                f"start_lr must be below end_lr, got start_lr={self.start_lr}, end_lr={self.end_lr}"
+            )
+        return self
+
+
+class Config(_Section):
+    study: StudyConfig = StudyConfig()
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    search: SearchConfig = SearchConfig()
+    lr_finder: LRFinderConfig = LRFinderConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON- and YAML-serialisable dict that ``config_from_dict`` reads back."""
+        return self.model_dump(mode="json")
+
+
+# --- YAML -------------------------------------------------------------------------------
+
+
+class _StrictSafeLoader(yaml.SafeLoader):
+    """SafeLoader (no object construction) that refuses duplicate keys and reads 1e-5 as a float."""
+
+
+def _construct_mapping(loader: _StrictSafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictSafeLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+# YAML 1.1 reads "1e-5" (no dot) as a string; YAML 1.2 and every user read it as a number.
+_StrictSafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
+
+
+# --- overrides --------------------------------------------------------------------------
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``dotted.key=value`` applied (values parsed as YAML)."""
+    result = _deep_copy(raw)
+    for item in overrides:
+        key, sep, value_text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not key.strip() or any(not p for p in parts):
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. train.epochs=3")
+        value = parse_yaml(value_text, f"--set {item!r}") if value_text.strip() else None
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                path = ".".join(parts[: depth + 1])
+                raise ConfigError(f"--set {item!r}: {path} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _deep_copy(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in raw.items()}
+
+
+# --- loading ----------------------------------------------------------------------------
+
+
+def config_from_dict(raw: Any, source: str = "config") -> Config:
+    """Validate a plain dict (from YAML, or stored in a study) into a Config."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (study, data, ...), got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc, raw)}") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read, override and validate a YAML config file."""
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise ConfigError(f"{source}: no such file; expected a YAML config such as configs/quickstart.yaml")
+    if not path.is_file():
+        raise ConfigError(f"{source}: is not a file; expected a YAML config file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start}); expected a YAML config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot be read ({exc.strerror})") from None
+    raw = parse_yaml(text, source)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (study, data, ...), got {type(raw).__name__}")
+    return config_from_dict(apply_overrides(raw, list(overrides), source), source)
+
+
+def _describe(exc: ValidationError, raw: Any) -> str:
+    """One line for the first validation error: field path, value received, what is expected."""
+    error = exc.errors(include_url=False)[0]
+    loc = ".".join(str(part) for part in error["loc"])
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        expected = _known_keys(error["loc"][:-1])
+        return f"{loc}: unknown key; expected one of: {', '.join(expected)}"
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    received = _lookup(raw, error["loc"])
+    got = "" if received is _MISSING or repr(received) in message else f" (got {received!r})"
+    return f"{loc or 'config'}: {message}{got}"
+
+
+_MISSING = object()
+
+
+def _lookup(raw: Any, loc: tuple[Any, ...]) -> Any:
+    node = raw
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return node
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)

@@ -1,0 +1,29 @@
+"""The exception hierarchy. The CLI turns these into exit codes in one place.
+
+Every message is one line that says what was wrong and what is expected, so the
+CLI can print it as-is without a traceback.
+"""
+
+
+class SweepError(Exception):
+    """Base class for errors a user can act on. Exit code 2 unless a subclass says otherwise."""
+
+    exit_code = 2
+
+
+class ConfigError(SweepError):
+    """A config file, a --set override or a command-line argument is invalid."""
+
+
+class DataError(SweepError):
+    """The training data is missing, unreadable or unusable."""
+
+
+class StudyError(SweepError):
+    """A study is unknown, or its storage cannot be used as asked."""
+
+
+class TrainingError(SweepError):
+    """Training failed at run time (not the user's input)."""
+
+    exit_code = 1

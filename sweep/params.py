@@ -1,0 +1,87 @@
+"""One training configuration: the trial parameters that the search varies.
+
+The names are the Optuna parameter names (GUIDE §1), so a trial's ``params`` dict, a
+``best_config.yaml`` and ``sweep train --params`` all speak the same language.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sweep.config import DECAY_SCHEDULES, ScheduleName
+from sweep.errors import ConfigError
+
+
+class TrialParams(BaseModel):
+    """The learning-rate parameters of one training run."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    initial_lr: float = Field(gt=0, le=1e3)
+    schedule: ScheduleName = "constant"
+    warmup_fraction: float = Field(default=0.0, ge=0, lt=1)
+    decay_rate: float | None = Field(default=None, gt=0, le=1)
+    decay_steps: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _decay_params_match_schedule(self) -> TrialParams:
+        needs_decay = self.schedule in DECAY_SCHEDULES
+        given = self.decay_rate is not None, self.decay_steps is not None
+        if needs_decay and not all(given):
+            raise ValueError(f"schedule {self.schedule!r} needs decay_rate and decay_steps")
+        if not needs_decay and any(given):
+            raise ValueError(f"decay_rate and decay_steps apply only to {' and '.join(DECAY_SCHEDULES)}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The Optuna-style params dict: decay keys only where the schedule uses them."""
+        return self.model_dump(exclude_none=True)
+
+
+def params_from_dict(raw: Any, source: str = "params") -> TrialParams:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a JSON object of trial parameters, got {type(raw).__name__}")
+    try:
+        return TrialParams.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in error["loc"]) or "params"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown parameter; expected {', '.join(TrialParams.model_fields)}"
+        received = raw.get(error["loc"][0]) if error["loc"] else None
+        got = f" (got {received!r})" if error["loc"] and error["type"] != "extra_forbidden" else ""
+        raise ConfigError(f"{source}: {loc}: {message}{got}") from None
+
+
+def parse_params(text_or_path: str) -> TrialParams:
+    """Read ``--params``: inline JSON, or the path of a JSON or YAML file holding it."""
+    text = text_or_path.strip()
+    if text.startswith("{"):
+        source = "--params"
+    else:
+        path = Path(text_or_path)
+        if not path.is_file():
+            raise ConfigError(f"--params {text_or_path!r}: neither a JSON object nor an existing file")
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: cannot be read ({exc})") from None
+        if path.suffix in (".yaml", ".yml"):
+            from sweep.config import parse_yaml
+
+            raw = parse_yaml(text, source)
+            # best_config.yaml holds a whole config with the parameters under "params".
+            if isinstance(raw, dict) and "params" in raw:
+                raw = raw["params"]
+            return params_from_dict(raw, source)
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: invalid JSON: {exc.msg} at column {exc.colno}") from None
+    return params_from_dict(raw, source)

@@ -1,0 +1,80 @@
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sweep.cli import main
+from tests.conftest import ROOT
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "sweep", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_help_is_fast_and_does_not_import_tensorflow():
+    code = ("import sys, time; t = time.perf_counter(); from sweep.cli import main; "
+            "rc = main(['--help']); from sweep.cli import COMMANDS; "
+            "[main([name, '--help']) for name in COMMANDS]; "
+            "print('TF' if any(m.startswith(('tensorflow', 'keras')) for m in sys.modules) else 'clean', rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.stdout.strip().endswith("clean 0"), proc.stdout + proc.stderr
+    started = time.perf_counter()
+    proc = run_cli("--help")
+    assert proc.returncode == 0 and "train" in proc.stdout
+    assert time.perf_counter() - started < 5  # the 2 s goal is measured in the note; CI machines are noisy
+
+
+def test_config_errors_are_one_line_exit_2_and_import_no_tensorflow(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochs: -3}\n")
+    code = (f"import sys; from sweep.cli import main; rc = main(['train', {str(bad)!r}, '--params', '{{}}']); "
+            "print(rc, any(m.startswith(('tensorflow', 'keras')) for m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.stdout.strip() == "2 False"
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "train.epochs" in lines[0] and "-3" in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train"], "the following arguments are required"),
+        (["frobnicate"], "invalid choice"),
+        (["train", "configs/quickstart.yaml", "--params", "{bad"], "invalid JSON"),
+        (["train", "configs/quickstart.yaml", "--set", "nodot", "--params", "{}"], "expected KEY=VALUE"),
+        (["train", "configs/missing.yaml", "--params", "{}"], "no such file"),
+        (["train", "configs/quickstart.yaml", "--params", '{"initial_lr": 0}'], "initial_lr"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys, monkeypatch, argv, fragment):
+    monkeypatch.chdir(ROOT)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sweep: error:") and fragment in err[0]
+
+
+def test_train_on_synthetic_prints_epochs_and_best(tmp_path):
+    proc = run_cli("train", "configs/quickstart.yaml", "--set", "data.source=synthetic", "--set", "data.limit=300",
+                   "--set", "train.epochs=2", "--params", json.dumps({"initial_lr": 0.003, "schedule": "cosine"}))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert sum(line.startswith("epoch ") for line in lines) == 2
+    assert lines[-1].startswith("best val_accuracy ")
+    assert "Traceback" not in proc.stderr and "oneDNN" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_train_on_the_real_sample_reaches_082(sample_dir):
+    """The foundation's acceptance run: 10 epochs of constant 1e-3 on the 3,000-image sample."""
+    proc = run_cli("train", "configs/fashion_mnist.yaml", "--set", "data.source=idx", "--set", f"data.path={sample_dir}",
+                   "--params", '{"initial_lr": 0.001, "schedule": "constant", "warmup_fraction": 0}')
+    assert proc.returncode == 0, proc.stderr
+    best = float(proc.stdout.strip().splitlines()[-1].split()[2])
+    assert best >= 0.82
+
+
+def test_python_dash_m_matches_the_console_script():
+    proc = subprocess.run(["sweep", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == run_cli("--version").stdout.strip()

@@ -1,0 +1,50 @@
+import math
+
+import pytest
+
+from sweep.data import load_dataset
+from sweep.params import TrialParams
+from sweep.trainer import TrainResult, EpochLog, total_steps, train
+
+
+def test_one_epoch_on_synthetic_data_learns_and_records(tiny_config):
+    config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 2})})
+    data = load_dataset(config.data, seed=0)
+    seen = []
+    result = train(config, TrialParams(initial_lr=3e-3, schedule="step", decay_rate=0.9, decay_steps=5), data, seed=0, on_epoch=seen.append)
+    assert [e.epoch for e in result.history] == [1, 2] and seen == result.history
+    assert not result.diverged
+    assert result.history[-1].val_accuracy > 0.25  # 10 classes: chance is 0.1
+    assert result.history[-1].lr < result.history[0].lr  # step decay
+    assert result.value() == max(e.val_accuracy for e in result.history)
+
+
+def test_training_is_reproducible_with_a_seed(tiny_config):
+    data = load_dataset(tiny_config.data, seed=0)
+    a = train(tiny_config, TrialParams(initial_lr=1e-3), data, seed=7)
+    b = train(tiny_config, TrialParams(initial_lr=1e-3), data, seed=7)
+    assert a.history[0].loss == pytest.approx(b.history[0].loss, rel=1e-5)
+
+
+def test_a_huge_learning_rate_diverges_and_stops(tiny_config):
+    config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 3})})
+    data = load_dataset(config.data, seed=0)
+    result = train(config, TrialParams(initial_lr=1e3), data, seed=0)
+    assert result.diverged
+    assert len(result.history) == 1
+    assert math.isnan(result.value()) or result.value() <= 0.2
+
+
+def test_value_best_or_last_and_metric_direction():
+    def log(epoch, acc, loss):
+        return EpochLog(epoch, 1.0, loss, acc, 0.1, 1.0)
+
+    result = TrainResult(history=[log(1, 0.5, 0.9), log(2, 0.8, 0.4), log(3, 0.7, 0.6)])
+    assert result.value("val_accuracy", "best") == 0.8
+    assert result.value("val_accuracy", "last") == 0.7
+    assert result.value("val_loss", "best") == 0.4
+    assert math.isnan(TrainResult().value())
+
+
+def test_total_steps():
+    assert total_steps(2700, 64, 10) == 43 * 10
