@@ -1,0 +1,50 @@
+"""Names of what sweep stores in an Optuna study: one place for writers and readers.
+
+A sweep study is a plain Optuna study (Optuna's CLI and optuna-dashboard read it
+as-is). On top of Optuna's own columns it keeps:
+
+Study user attrs
+- ``CONFIG``: the resolved config, ``Config.to_dict()``.
+- ``SEARCH_SPACE``: the search ranges the study uses from creation on:
+  ``{"initial_lr": {"low", "high"}, "schedules": [...], "decay_rate": {...},
+  "decay_steps": {...}, "warmup_fraction": {...}}`` (initial_lr narrowed by the prior).
+- ``LR_FINDER``: the range test's result (GUIDE §1 keys: method, suggestion, lower,
+  upper, lrs, losses, seconds), or absent when ``lr_finder.enabled`` is false.
+- ``PRIOR``: how the prior was applied: ``{"suggestion", "config_range": [lo, hi],
+  "narrowed_range": [lo, hi], "seeded": [lr, ...], "sigma_decades"}``.
+- ``VERSIONS``: package versions at creation (python, sweep, keras, optuna, ...).
+- ``N_TRIALS``: the study-wide budget of finished (complete + pruned) trials.
+- ``NUM_TRAIN``: training images per epoch (with batch size and epochs this gives T).
+- ``EVALUATIONS``: ``[{"trial": n, "params": {...}, "test_accuracy": a,
+  "test_loss": l, "seconds": s}, ...]`` written by ``sweep evaluate``.
+
+Trial user attrs
+- ``HISTORY``: ``[{"epoch", "loss", "val_loss", "val_accuracy", "lr", "seconds"}, ...]``.
+- ``EPOCHS_RUN``: epochs trained (after resumes: the total, not this process's share).
+- ``SECONDS``: wall seconds of training, summed over resumes.
+- ``SEED``: the trial's seed (from the study seed and the trial number).
+- ``TOTAL_STEPS``: T, the optimizer steps a full run has (schedules are laid out on it).
+- ``PRUNE_REASON``: ``"diverged"`` or ``"pruned"`` (by the pruner), on PRUNED trials.
+- ``SEEDED_BY_PRIOR``: True on trials enqueued from the LR finder's suggestion.
+- ``RESUMED_FROM_EPOCH``: on a retried trial, the epoch its checkpoint restored.
+- ``WORKER``: ``"host:pid"`` of the process that ran (or runs) the trial.
+"""
+
+CONFIG = "sweep:config"
+SEARCH_SPACE = "sweep:search_space"
+LR_FINDER = "sweep:lr_finder"
+PRIOR = "sweep:prior"
+VERSIONS = "sweep:versions"
+N_TRIALS = "sweep:n_trials"
+NUM_TRAIN = "sweep:num_train"
+EVALUATIONS = "sweep:evaluations"
+
+HISTORY = "history"
+EPOCHS_RUN = "epochs_run"
+SECONDS = "seconds"
+SEED = "seed"
+TOTAL_STEPS = "total_steps"
+PRUNE_REASON = "prune_reason"
+SEEDED_BY_PRIOR = "seeded_by_prior"
+RESUMED_FROM_EPOCH = "resumed_from_epoch"
+WORKER = "worker"

@@ -1,0 +1,78 @@
+"""The subcommand registry. Each module here registers its commands with ``@command``.
+
+Modules import only argparse-level code at import time; handlers import the heavy
+parts (Keras, Optuna, pandas) when they run, so ``sweep --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Register ``handler`` as ``sweep NAME``."""
+
+    def register(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = Command(help, add_arguments, handler)
+        return handler
+
+    return register
+
+
+def config_arguments(parser: argparse.ArgumentParser) -> None:
+    """CONFIG and repeatable --set KEY=VALUE, shared by the commands that read a config."""
+    parser.add_argument("config", metavar="CONFIG", help="YAML config file (see configs/)")
+    parser.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a config value by its dotted key, e.g. --set train.epochs=3 (repeatable)",
+    )
+
+
+def import_keras_quietly() -> None:
+    """Import Keras (and its backend) with file descriptor 2 silenced.
+
+    TensorFlow's C++ core prints oneDNN, CUDA-driver and absl banners to stderr
+    before its log level applies, so the environment variables cannot hide them.
+    Handlers call this before their first Keras import; real errors still surface
+    as Python exceptions afterwards.
+    """
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # CUDA probing prints here, once
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+# Registration order is the order in `sweep --help`.
+from sweep.commands import train  # noqa: E402,F401

@@ -1,0 +1,58 @@
+"""``sweep train``: one configuration, no study."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sweep.commands import EXIT_OK, EXIT_RUNTIME, command, config_arguments, import_keras_quietly
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    config_arguments(parser)
+    parser.add_argument(
+        "--params",
+        required=True,
+        metavar="JSON_OR_FILE",
+        help='trial parameters as JSON, e.g. \'{"initial_lr": 0.001, "schedule": "cosine", '
+        '"warmup_fraction": 0.1}\', or a JSON file or a best_config.yaml',
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: study.seed)")
+
+
+@command("train", "train one configuration, no study (reproduce a trial)", _train_arguments)
+def _train(args: argparse.Namespace) -> int:
+    from sweep.config import load_config
+    from sweep.params import parse_params
+
+    config = load_config(args.config, args.set)
+    params = parse_params(args.params)
+    seed = config.study.seed if args.seed is None else args.seed
+
+    from sweep.data import load_dataset
+
+    data = load_dataset(config.data, config.study.seed)
+    print(f"training {params.to_dict()} on {data.num_train} images, validating on {len(data.y_val)}", flush=True)
+
+    import_keras_quietly()
+    from sweep.trainer import train
+
+    epochs = config.train.epochs
+
+    def show(entry) -> None:
+        print(
+            f"epoch {entry.epoch:>3}/{epochs}  loss {entry.loss:.4f}  val_loss {entry.val_loss:.4f}  "
+            f"val_accuracy {entry.val_accuracy:.4f}  lr {entry.lr:.3g}  ({entry.seconds:.1f}s)",
+            flush=True,
+        )
+
+    result = train(config, params, data, seed=seed, on_epoch=show)
+    best = result.value("val_accuracy", "best")
+    if result.diverged:
+        print(f"training diverged at epoch {len(result.history)} (non-finite loss); try a lower initial_lr",
+              file=sys.stderr)
+    best_epoch = next((e.epoch for e in result.history if e.val_accuracy == best), None)
+    print(f"best val_accuracy {best:.4f} (epoch {best_epoch}) in {result.seconds:.1f}s")
+    return EXIT_RUNTIME if result.diverged else EXIT_OK
+
+

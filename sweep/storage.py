@@ -1,0 +1,111 @@
+"""Where studies live: storage URLs, SQLite set-up for many writers, opening studies.
+
+No Keras here, so ``sweep status`` and ``sweep report`` start fast. Every storage is a
+plain Optuna ``RDBStorage``: Optuna's CLI and optuna-dashboard read it as-is.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import optuna
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from sweep.config import validate_study_name
+from sweep.errors import StudyError
+
+log = logging.getLogger(__name__)
+
+STUDIES_DIR = Path("studies")
+SQLITE_BUSY_TIMEOUT_S = 60
+HEARTBEAT_INTERVAL_S = 10
+GRACE_PERIOD_S = 30
+
+
+def default_storage_url(name: str) -> str:
+    return f"sqlite:///{STUDIES_DIR / f'{name}.db'}"
+
+
+def resolve_storage_url(name: str, url: str | None = None) -> str:
+    """The URL given, or the default ``sqlite:///studies/<name>.db``."""
+    return url or default_storage_url(validate_study_name(name))
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, safe to print, log or write."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return url.split("@")[-1] if "@" in url else url
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (None for other databases and in-memory)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise StudyError(f"storage {mask_url(url)!r}: not a database URL; expected e.g. "
+                         "sqlite:///studies/NAME.db or postgresql+psycopg://user@host/db") from None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks: Any) -> optuna.storages.RDBStorage:
+    """An ``RDBStorage`` for ``url``.
+
+    ``create=False`` refuses to create a missing SQLite file (an unknown study must
+    not leave an empty database behind). SQLite gets WAL, so readers never block the
+    writer, and a long busy timeout, so several worker processes can write.
+    ``heartbeat`` turns on Optuna's heartbeat, which fails (and through
+    ``heartbeat_stale_trial_callback`` retries) trials whose process died.
+    """
+    path = sqlite_path(url)
+    engine_kwargs: dict[str, Any] = {}
+    if path is not None:
+        if not path.exists():
+            if not create:
+                raise StudyError(f"no study database at {path}; run 'sweep run CONFIG' first or pass --storage")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StudyError(f"cannot create {path.parent}: {exc.strerror}") from None
+        _enable_wal(path)
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    heartbeat_kwargs: dict[str, Any] = {}
+    if heartbeat:
+        heartbeat_kwargs = {"heartbeat_interval": HEARTBEAT_INTERVAL_S, "grace_period": GRACE_PERIOD_S, **callbacks}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat_kwargs)
+    except Exception as exc:  # noqa: BLE001 - driver errors vary by database; all mean "unusable"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StudyError(f"storage {mask_url(url)}: cannot be opened ({reason[:200]})") from None
+
+
+def _enable_wal(path: Path) -> None:
+    # WAL is a property of the database file: set once, every later connection uses it.
+    try:
+        with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:
+        raise StudyError(f"{path}: not a usable SQLite database ({exc})") from None
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    return sorted(s.study_name for s in storage.get_all_studies())
+
+
+def load_study(name: str, url: str | None = None, **storage_kwargs: Any) -> optuna.Study:
+    """Open an existing study, or raise StudyError naming the studies that do exist."""
+    url = resolve_storage_url(name, url)
+    storage = make_storage(url, create=False, **storage_kwargs)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = ", ".join(study_names(storage)) or "none"
+        raise StudyError(f"no study named {name!r} in {mask_url(url)} (studies there: {known})") from None
