@@ -28,6 +28,8 @@ Trial user attrs
 - ``SEEDED_BY_PRIOR``: True on trials enqueued from the LR finder's suggestion.
 - ``RESUMED_FROM_EPOCH``: on a retried trial, the epoch its checkpoint restored.
 - ``WORKER``: ``"host:pid"`` of the process that ran (or runs) the trial.
+- ``SURPLUS``: True on a trial asked for after the budget was taken (marked FAIL, never
+  trained); reports leave such trials out.
 """
 
 CONFIG = "sweep:config"
@@ -48,3 +50,7 @@ PRUNE_REASON = "prune_reason"
 SEEDED_BY_PRIOR = "seeded_by_prior"
 RESUMED_FROM_EPOCH = "resumed_from_epoch"
 WORKER = "worker"
+# Set to True on a trial that a worker asked for after the budget was already taken by
+# lower-numbered trials (several workers racing for the last slots). Such a trial is
+# marked FAIL at once and never trained; reports leave it out.
+SURPLUS = "surplus"
