@@ -51,7 +51,7 @@ def draw_lr_finder(ax: Any, result: dict) -> None:
         if name != result.get("method") and _positive(value):
             ax.axvline(value, color="0.4", linestyle=":", linewidth=0.9, label=f"{name}: {value:.2g}")
 
-    ylim = _y_limits(smoothed if len(smoothed) == len(lrs) else losses)
+    ylim = _y_limits(smoothed if len(smoothed) == len(lrs) else losses, losses)
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.set_xlabel("learning rate")
@@ -80,11 +80,12 @@ def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
-def _y_limits(values: list[float]) -> tuple[float, float] | None:
+def _y_limits(values: list[float], raw: list[float]) -> tuple[float, float] | None:
+    """From just below the lowest loss (raw or smoothed) to a little above ``values``' start."""
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
         return None
-    low = min(finite)
+    low = min(finite + [v for v in raw if math.isfinite(v)])
     # The first few points are the untrained model's loss; a diverging tail may run far above.
     start = max(finite[: max(1, len(finite) // 20)])
     high = max(start, low) * 1.15
