@@ -27,6 +27,8 @@ Trial user attrs
 - ``PRUNE_REASON``: ``"diverged"`` or ``"pruned"`` (by the pruner), on PRUNED trials.
 - ``SEEDED_BY_PRIOR``: True on trials enqueued from the LR finder's suggestion.
 - ``RESUMED_FROM_EPOCH``: on a retried trial, the epoch its checkpoint restored.
+- ``ROOT_TRIAL``: the number of the trial this one continues after an interruption (its
+  own number when it is no retry); names the checkpoint folder and fixes the seed.
 - ``WORKER``: ``"host:pid"`` of the process that ran (or runs) the trial.
 - ``SURPLUS``: True on a trial asked for after the budget was taken (marked FAIL, never
   trained); reports leave such trials out.
@@ -49,6 +51,7 @@ TOTAL_STEPS = "total_steps"
 PRUNE_REASON = "prune_reason"
 SEEDED_BY_PRIOR = "seeded_by_prior"
 RESUMED_FROM_EPOCH = "resumed_from_epoch"
+ROOT_TRIAL = "root_trial"
 WORKER = "worker"
 # Set to True on a trial that a worker asked for after the budget was already taken by
 # lower-numbered trials (several workers racing for the last slots). Such a trial is

@@ -56,10 +56,10 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def _setup_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+def setup_logging(level: int, prefix: str = "") -> None:
+    """Log sweep's messages at ``level`` to stderr (worker processes add a ``prefix``)."""
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("[%(levelname).1s %(name)s] %(message)s"))
+    handler.setFormatter(logging.Formatter(f"{prefix}[%(asctime)s %(levelname).1s] %(message)s", "%H:%M:%S"))
     root = logging.getLogger("sweep")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
-    _setup_logging(args.verbose, args.quiet)
+    setup_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     try:
         return args.handler(args)
     except SweepError as exc:
@@ -92,3 +92,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sweep: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `sweep status | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -65,6 +65,16 @@ class TrainResult:
         return max(finite) if metric == "val_accuracy" else min(finite)
 
 
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where an interrupted run continues: its model after the last completed epoch
+    (weights and optimizer state, so the schedule continues from ``optimizer.iterations``)
+    and the history of the epochs before it."""
+
+    model: keras.Model
+    history: list[EpochLog]
+
+
 def steps_per_epoch(num_train: int, batch_size: int) -> int:
     return math.ceil(num_train / batch_size)
 
@@ -121,23 +131,31 @@ def train(
     seed: int,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     on_epoch: Callable[[EpochLog], None] | None = None,
+    resume: ResumePoint | None = None,
 ) -> TrainResult:
     """Train the config's CNN with ``params`` for ``config.train.epochs`` epochs.
 
     ``callbacks`` run after the history recorder, so a pruning callback sees the
     epoch already recorded. Divergence (a non-finite training loss, or one
     far above chance: ``DIVERGED_LOSS``) stops training at once and sets ``diverged``.
+    With ``resume``, training continues its model after its last epoch and the
+    result's history starts with the epochs run before.
     """
     keras.utils.set_random_seed(seed)
     epochs, batch_size = config.train.epochs, config.train.batch_size
     schedule = build_schedule(params, total_steps(data.num_train, batch_size, epochs))
-    model = compile_model(build_model(config.model), schedule, config.train.optimizer)
-    result = TrainResult()
+    if resume is None:
+        model = compile_model(build_model(config.model), schedule, config.train.optimizer)
+        result = TrainResult()
+    else:
+        model = resume.model
+        result = TrainResult(history=list(resume.history))
     started = time.perf_counter()
     model.fit(
         data.x_train,
         data.y_train,
         validation_data=(data.x_val, data.y_val),
+        initial_epoch=len(result.history),
         epochs=epochs,
         batch_size=batch_size,
         shuffle=True,

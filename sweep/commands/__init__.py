@@ -76,4 +76,5 @@ def import_keras_quietly() -> None:
 
 # Registration order is the order in `sweep --help`.
 from sweep.commands import train  # noqa: E402,F401
+from sweep.commands import study  # noqa: E402,F401
 from sweep.commands import lr_find  # noqa: E402,F401
