@@ -155,6 +155,9 @@ def build_sampler(config: Config, prior: dict | None, *, seed: int) -> BaseSampl
 
     Each worker process builds its own with a different ``seed``.
     """
+    # The prior's record says how many startup trials it shapes; TPE's random phase
+    # is made exactly as long, so the two hand over at the same trial.
+    startup = int((prior or {}).get("startup_trials", STARTUP_TRIALS))
     base: BaseSampler
     if config.study.sampler == "tpe":
         # group=True: the space is conditional (decay_* only for exponential and step),
@@ -162,7 +165,7 @@ def build_sampler(config: Config, prior: dict | None, *, seed: int) -> BaseSampl
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             base = optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True, group=True
+                seed=seed, n_startup_trials=startup, multivariate=True, group=True
             )
     else:
         base = optuna.samplers.RandomSampler(seed=seed)
@@ -172,7 +175,7 @@ def build_sampler(config: Config, prior: dict | None, *, seed: int) -> BaseSampl
         base,
         suggestion=float(prior["suggestion"]),
         sigma_decades=float(prior.get("sigma_decades", SIGMA_DECADES)),
-        n_startup_trials=int(prior.get("startup_trials", STARTUP_TRIALS)),
+        n_startup_trials=startup,
         seed=seed,
     )
 
