@@ -7,17 +7,25 @@ plain Optuna ``RDBStorage``: Optuna's CLI and optuna-dashboard read it as-is.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from sweep.config import validate_study_name
 from sweep.errors import StudyError
+from sweep.storage_url import mask_secrets, mask_url
+
+__all__ = ["default_storage_url", "load_study", "make_storage", "mask_secrets", "mask_url",
+           "resolve_storage_url", "sqlite_path", "study_names"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +33,10 @@ STUDIES_DIR = Path("studies")
 SQLITE_BUSY_TIMEOUT_S = 60
 HEARTBEAT_INTERVAL_S = 10
 GRACE_PERIOD_S = 30
+# A database server that does not answer must fail in seconds, not after TCP's minutes.
+SERVER_CONNECT_TIMEOUT_S = 10
+# pg_advisory_lock key serializing Optuna's table set-up in one database ("sweep").
+_SCHEMA_LOCK_KEY = 0x7377656570
 
 
 def default_storage_url(name: str) -> str:
@@ -34,15 +46,6 @@ def default_storage_url(name: str) -> str:
 def resolve_storage_url(name: str, url: str | None = None) -> str:
     """The URL given, or the default ``sqlite:///studies/<name>.db``."""
     return url or default_storage_url(validate_study_name(name))
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe to print, log or write."""
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        return url.split("@")[-1] if "@" in url else url
-    return parsed.render_as_string(hide_password=True) if parsed.password else url
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -65,9 +68,16 @@ def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks
     writer, and a long busy timeout, so several worker processes can write.
     ``heartbeat`` turns on Optuna's heartbeat, which fails (and through
     ``heartbeat_stale_trial_callback`` retries) trials whose process died.
+
+    A database server (PostgreSQL, MySQL) is how workers on several machines share a
+    study. There ``create=False`` refuses a database without Optuna's tables instead of
+    creating them, a server that does not answer fails within ``SERVER_CONNECT_TIMEOUT_S``
+    and pooled connections are checked before use (long trials outlive idle connections).
+    Error messages never contain the password.
     """
     path = sqlite_path(url)
-    engine_kwargs: dict[str, Any] = {}
+    server = make_url(url).get_backend_name() != "sqlite"
+    engine_kwargs: dict[str, Any] = _server_engine_kwargs(make_url(url)) if server else {}
     if path is not None:
         if not path.exists():
             if not create:
@@ -81,11 +91,23 @@ def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks
     heartbeat_kwargs: dict[str, Any] = {}
     if heartbeat:
         heartbeat_kwargs = {"heartbeat_interval": HEARTBEAT_INTERVAL_S, "grace_period": GRACE_PERIOD_S, **callbacks}
+    # Optuna fills "{...}" templates in the URL with str.format: escape braces in passwords.
+    template = url.replace("{", "{{").replace("}", "}}")
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat_kwargs)
+        if server:
+            guard = _server_setup(url, engine_kwargs, create)
+        else:
+            guard = _sqlite_setup_lock(path) if create and path is not None else nullcontext()
+        with guard:
+            storage = optuna.storages.RDBStorage(template, engine_kwargs=engine_kwargs, **heartbeat_kwargs)
+    except StudyError:
+        raise
+    except ImportError as exc:  # SQLAlchemy imports the driver when it makes the engine
+        raise StudyError(f"storage {mask_url(url)}: its database driver is not installed ({exc}); "
+                         "for PostgreSQL: pip install 'sweep[postgresql]' and use postgresql+psycopg://") from None
     except Exception as exc:  # noqa: BLE001 - driver errors vary by database; all mean "unusable"
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StudyError(f"storage {mask_url(url)}: cannot be opened ({reason[:200]})") from None
+        raise StudyError(f"storage {mask_url(url)}: cannot be opened ({mask_secrets(reason, url)[:200]})") from None
     if path is not None:
         _serialize_sqlite_transactions(storage.engine)
     return storage
@@ -113,6 +135,63 @@ def _serialize_sqlite_transactions(engine: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # connections made before the listeners existed must not be reused
+
+
+def _server_engine_kwargs(url: URL) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # libpq's connect_timeout (psycopg, psycopg2); a value in the URL's query wins.
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2") \
+            and "connect_timeout" not in url.query:
+        kwargs["connect_args"] = {"connect_timeout": SERVER_CONNECT_TIMEOUT_S}
+    return kwargs
+
+
+@contextmanager
+def _server_setup(url: str, engine_kwargs: dict[str, Any], create: bool) -> Iterator[None]:
+    """Guard Optuna's opening of a server database, on a connection of our own.
+
+    ``create=False``: refuse a database without Optuna's tables (nothing is created).
+    ``create=True`` on PostgreSQL: hold an advisory lock while Optuna creates its tables,
+    because workers starting together on a new database otherwise race in CREATE TABLE
+    (measured: 6 of 20 processes failed with UniqueViolation on pg_type).
+    """
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        with engine.connect() as connection:
+            if not create and not sqlalchemy.inspect(connection).has_table("studies"):
+                raise StudyError(f"no Optuna studies in {mask_url(url)}; run 'sweep run CONFIG --storage URL' first")
+            lock = create and engine.dialect.name == "postgresql"
+            if lock:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                if lock:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _sqlite_setup_lock(path: Path) -> Iterator[None]:
+    """Serialize Optuna's table set-up in a new SQLite file between processes.
+
+    Workers opening a new file together otherwise race in CREATE TABLE ("table studies
+    already exists"; measured: 3 of 4 processes failed). The lock is an flock on the
+    file's folder: no lock file left behind, and independent of SQLite's own POSIX locks
+    on the database file (closing a descriptor of that file would drop those).
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; concurrent first opens stay unguarded there
+        yield
+        return
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _enable_wal(path: Path) -> None:

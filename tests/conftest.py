@@ -42,3 +42,28 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+# --- PostgreSQL (tests/postgres.py) -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """The test server's URL from SWEEP_TEST_POSTGRES_URL: skip locally without it, fail in CI."""
+    from tests.postgres import ENV, server_url
+
+    url = server_url()
+    if url is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {ENV} is not: .ci/run must start PostgreSQL (.ci/postgres.sh) and export it")
+        pytest.skip(f'PostgreSQL tests need {ENV}; run: export {ENV}="$(bash .ci/postgres.sh)"')
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url):
+    """A fresh, empty PostgreSQL database for this test (dropped afterwards): its SQLAlchemy URL."""
+    from tests.postgres import fresh_database
+
+    with fresh_database(postgres_server_url) as url:
+        yield url
