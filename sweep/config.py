@@ -156,7 +156,7 @@ class LRFinderConfig(_Section):
     num_steps: int = Field(default=300, ge=10, le=100_000)
     smoothing: float = Field(default=0.98, ge=0, lt=1)
     diverge_factor: float = Field(default=4.0, gt=1)
-    suggestion: Literal["valley", "steep", "minimum"] = "valley"
+    suggestion: Literal["valley", "steep", "minimum"] = "steep"  # measured: benchmarks/README.md
     narrow: bool = True
     seed_trials: int = Field(default=3, ge=0, le=3)
 
