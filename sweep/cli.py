@@ -66,16 +66,17 @@ def setup_logging(level: int, prefix: str = "") -> None:
     root.propagate = False
 
 
-def _quiet_tensorflow() -> None:
+def quiet_tensorflow() -> None:
     # Must happen before TensorFlow is imported: it reads these at import time.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes: one model per trial is by design
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sweep`` with ``argv`` (default: sys.argv[1:]) and return the exit code."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     try:
         args = build_parser().parse_args(argv)
     except ConfigError as exc:

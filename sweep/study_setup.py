@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 # Config fields that may change between runs of one study: they do not change what a
 # trial means (the budget is the study's to change; data.path differs between machines).
 MUTABLE_FIELDS = frozenset({"study.n_trials", "study.workers", "study.timeout_s", "study.storage", "data.path"})
+# The range test runs once, when the study is created; its stored result and prior are
+# what the study uses from then on, so later lr_finder settings cannot change it.
+CREATION_ONLY_PREFIX = "lr_finder."
 
 
 def stored_config(study: optuna.Study) -> Config:
@@ -38,13 +41,25 @@ def stored_config(study: optuna.Study) -> Config:
     return config_from_dict(raw, f"study {study.study_name}")
 
 
+def storable_config(config: Config) -> dict[str, Any]:
+    """The config as the study stores it: ``study.storage`` without its password.
+
+    Reports, best_config.yaml and optuna-dashboard show the stored config to whoever
+    reads them; nothing connects with it (resume takes the URL from --storage).
+    """
+    raw = config.to_dict()
+    if raw["study"]["storage"]:
+        raw["study"]["storage"] = mask_url(raw["study"]["storage"])
+    return raw
+
+
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``field: old -> new`` for each field that differs and matters to the search."""
     flat_old, flat_new = _flatten(old), _flatten(new)
     return [
         f"{key}: {flat_old.get(key)!r} -> {flat_new.get(key)!r}"
         for key in sorted(set(flat_old) | set(flat_new))
-        if key not in MUTABLE_FIELDS and flat_old.get(key) != flat_new.get(key)
+        if key not in MUTABLE_FIELDS and not key.startswith(CREATION_ONLY_PREFIX) and flat_old.get(key) != flat_new.get(key)
     ]
 
 
@@ -100,7 +115,7 @@ def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None
             "choose a new study.name, or pass --force to adopt this config)"
         )
     log.warning("adopting a changed config for study %s (--force): %s", study.study_name, "; ".join(differences))
-    study.set_user_attr(attrs.CONFIG, config.to_dict())
+    study.set_user_attr(attrs.CONFIG, storable_config(config))
     if old.search != config.search:
         from sweep.prior import plan_prior
 
@@ -133,7 +148,7 @@ def _create(config: Config, storage_url: str, storage: optuna.storages.BaseStora
         study.set_user_attr(attrs.PRIOR, prior)
     for params in seeds:
         study.enqueue_trial(clip_params(params, space), user_attrs={attrs.SEEDED_BY_PRIOR: True})
-    study.set_user_attr(attrs.CONFIG, config.to_dict())  # last: marks the study complete
+    study.set_user_attr(attrs.CONFIG, storable_config(config))  # last: marks the study complete
     log.info("created study %s in %s (%d seed trials from the prior)", config.study.name, mask_url(storage_url),
              len(seeds))
     return study

@@ -166,8 +166,9 @@ def _worker_process(name: str, url: str, config_dict: dict, index: int, level: i
     """A worker process: logging like the parent's, its GPU, then the worker loop."""
     if gpus > 1:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from sweep.cli import setup_logging
+    from sweep.cli import quiet_tensorflow, setup_logging
+
+    quiet_tensorflow()
     from sweep.config import config_from_dict
     from sweep.errors import SweepError
 
