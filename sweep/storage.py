@@ -73,11 +73,13 @@ def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks
     study. There ``create=False`` refuses a database without Optuna's tables instead of
     creating them, a server that does not answer fails within ``SERVER_CONNECT_TIMEOUT_S``
     and pooled connections are checked before use (long trials outlive idle connections).
+    Processes creating Optuna's tables in a new database, SQLite or server, take turns.
     Error messages never contain the password.
     """
-    path = sqlite_path(url)
-    server = make_url(url).get_backend_name() != "sqlite"
-    engine_kwargs: dict[str, Any] = _server_engine_kwargs(make_url(url)) if server else {}
+    path = sqlite_path(url)  # also validates the URL
+    parsed = make_url(url)
+    server = parsed.get_backend_name() != "sqlite"
+    engine_kwargs: dict[str, Any] = _server_engine_kwargs(parsed) if server else {}
     if path is not None:
         if not path.exists():
             if not create:
