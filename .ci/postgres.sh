@@ -28,11 +28,11 @@ BIN="$(server_bin)"
 if [[ -z "$BIN" || ! -x "$BIN/pg_ctl" ]]; then
     [[ $EUID -eq 0 ]] || die "no PostgreSQL server found; install Debian's 'postgresql' package (needs root)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
     # The package's own cluster (port 5432) is not needed: ours lives in $DATA.
     mkdir -p /etc/postgresql-common/createcluster.d
     echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/sweep-ci.conf
-    apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql; } >/tmp/sweep-ci-apt.log 2>&1 \
+        || { cat /tmp/sweep-ci-apt.log >&2; die "apt-get install postgresql failed"; }
     BIN="$(server_bin)"
     [[ -n "$BIN" && -x "$BIN/pg_ctl" ]] || die "installing 'postgresql' gave no server binaries"
 fi
