@@ -211,9 +211,20 @@ class GracefulStop:
             self._in_trial = False
 
 
-def run_worker(study_name: str, storage_url: str, *, worker_index: int = 0, config: Config | None = None) -> int:
-    """Run trials of the study until its budget is spent; returns the trials this worker finished.
+def run_worker(
+    study_name: str,
+    storage_url: str,
+    *,
+    worker_index: int = 0,
+    config: Config | None = None,
+    max_trials: int | None = None,
+    deadline: float | None = None,
+) -> str:
+    """Run trials of the study until its budget is spent, ``max_trials`` trials have run
+    here, or the wall-clock ``deadline`` (``time.time()``) has passed.
 
+    Returns why it stopped: ``"budget"``, ``"max_trials"`` (the caller may continue in a
+    fresh process: Keras leaks about 15 MB per model, GUIDE §4) or ``"timeout"``.
     On SIGINT or SIGTERM it re-enqueues its running trial and raises KeyboardInterrupt.
     Callers import Keras first (the CLI does so with TensorFlow's start-up noise silenced).
     """
@@ -237,13 +248,18 @@ def run_worker(study_name: str, storage_url: str, *, worker_index: int = 0, conf
 
     me = worker_name()
     objective = Objective(config, data, study.user_attrs[attrs.SEARCH_SPACE], checkpoints_dir(study_name), me)
-    deadline = time.monotonic() + config.study.timeout_s if config.study.timeout_s else math.inf
+    deadline = math.inf if deadline is None else deadline
     done = failures = 0
+    reason = "timeout"
     with GracefulStop() as stop:
-        while time.monotonic() < deadline and not stop.requested:
+        while time.time() < deadline and not stop.requested:
+            if max_trials is not None and done >= max_trials:
+                reason = "max_trials"
+                break
             recover_interrupted_trials(study)
             status = budget(study)
             if status.finished >= status.total:
+                reason = "budget"
                 break
             if status.finished + status.running >= status.total:
                 time.sleep(WAIT_FOR_OTHERS_S)  # the last slots are taken; wait in case one is interrupted
@@ -259,16 +275,17 @@ def run_worker(study_name: str, storage_url: str, *, worker_index: int = 0, conf
             state = _run_trial(study, storage, trial, objective, stop)
             keras.backend.clear_session()
             gc.collect()
+            done += 1
             if state is TrialState.FAIL:
                 failures += 1
                 if failures >= MAX_CONSECUTIVE_FAILURES:
                     raise TrainingError(f"{failures} trials in a row failed; see the log above for the error")
             else:
-                failures, done = 0, done + 1
+                failures = 0
                 _log_progress(study, worker_index)
     if stop.requested:
         raise KeyboardInterrupt("stopped by signal")
-    return done
+    return reason
 
 
 def _run_trial(

@@ -15,6 +15,10 @@ from pathlib import Path
 from sweep.commands import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, command, config_arguments, import_keras_quietly
 
 RESULTS_DIR = Path("results")
+# Keras leaks about 15 MB per model even with clear_session (GUIDE §4): a worker process
+# is replaced after this many trials, which bounds its memory (benchmarks/README.md).
+RECYCLE_AFTER_TRIALS = int(os.environ.get("SWEEP_RECYCLE_AFTER_TRIALS", "50"))
+EXIT_RECYCLE = 75  # a worker that stopped to be replaced, not because the study is done
 
 
 def _positive_int(text: str) -> int:
@@ -114,7 +118,7 @@ def _drive(study, config, url: str, args: argparse.Namespace) -> int:
     status = budget(study)
     print(f"study {study.study_name} ({mask_url(url)}): {status.finished}/{status.total} trials finished; "
           f"{workers} worker{'s' * (workers > 1)}", flush=True)
-    code = _run_workers(study.study_name, url, config, workers) if status.left else EXIT_OK
+    code = _run_workers(study, url, config, workers) if status.left else EXIT_OK
     status = budget(study)
     if status.finished >= status.total and not status.running:
         shutil.rmtree(checkpoints_dir(study.study_name), ignore_errors=True)
@@ -127,63 +131,86 @@ def _drive(study, config, url: str, args: argparse.Namespace) -> int:
     return code
 
 
-def _run_workers(name: str, url: str, config, workers: int) -> int:
+def _run_workers(study, url: str, config, workers: int) -> int:
+    """Run ``workers`` workers until the budget is spent; each process is replaced after
+    ``RECYCLE_AFTER_TRIALS`` trials, so leaked Keras memory never accumulates."""
+    import time
+
+    from sweep.orchestrator import budget
+
+    deadline = time.time() + config.study.timeout_s if config.study.timeout_s else None
     if workers == 1:
+        # The first trials run in this process: no start-up cost for small studies.
         import_keras_quietly()
         from sweep.orchestrator import run_worker
 
-        run_worker(name, url, config=config)  # KeyboardInterrupt -> exit 130 in cli.main
-        return EXIT_OK
+        reason = run_worker(study.study_name, url, config=config, max_trials=RECYCLE_AFTER_TRIALS, deadline=deadline)
+        if reason != "max_trials":
+            return EXIT_OK
     context = multiprocessing.get_context("spawn")  # fresh interpreters: TensorFlow does not survive fork
     level = logging.getLogger("sweep").level
     gpus = _gpu_count()
-    processes = [
-        context.Process(target=_worker_process, args=(name, url, config.to_dict(), index, level, gpus),
-                        name=f"sweep-worker-{index}")
-        for index in range(workers)
-    ]
-    for process in processes:
+
+    def start(index: int):
+        process = context.Process(
+            target=_worker_process, name=f"sweep-worker-{index}",
+            args=(study.study_name, url, config.to_dict(), index, level, gpus, deadline),
+        )
         process.start()
+        return process
+
+    slots = {index: start(index) for index in range(workers)}
+    codes: list[int] = []
     try:
-        for process in processes:
-            process.join()
+        while slots:
+            time.sleep(0.5)
+            for index, process in list(slots.items()):
+                if process.is_alive():
+                    continue
+                process.join()
+                del slots[index]
+                if process.exitcode == EXIT_RECYCLE and budget(study).left:
+                    slots[index] = start(index)  # a fresh process for the next trials
+                elif process.exitcode != EXIT_RECYCLE:
+                    codes.append(process.exitcode)
     except KeyboardInterrupt:
         # Ctrl-C reaches the workers too (same process group); SIGTERM covers a kill of this
         # process alone. Each worker re-enqueues its trial and exits within seconds.
-        for process in processes:
+        for process in slots.values():
             if process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)
-        for process in processes:
+        for process in slots.values():
             process.join()
         return EXIT_INTERRUPTED
-    codes = [process.exitcode for process in processes]
     if any(code == EXIT_INTERRUPTED or (code or 0) < 0 for code in codes):
         return EXIT_INTERRUPTED
     return EXIT_OK if all(code == 0 for code in codes) else EXIT_RUNTIME
 
 
-def _worker_process(name: str, url: str, config_dict: dict, index: int, level: int, gpus: int) -> None:
+def _worker_process(name: str, url: str, config_dict: dict, index: int, level: int, gpus: int,
+                    deadline: float | None) -> None:
     """A worker process: logging like the parent's, its GPU, then the worker loop."""
     if gpus > 1:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
     from sweep.cli import quiet_tensorflow, setup_logging
-
-    quiet_tensorflow()
     from sweep.config import config_from_dict
     from sweep.errors import SweepError
 
+    quiet_tensorflow()
+    setup_logging(level, prefix=f"w{index} ")
+    _quiet_optuna()
     import_keras_quietly()
     from sweep.orchestrator import run_worker
 
-    setup_logging(level, prefix=f"w{index} ")
-    _quiet_optuna()
     try:
-        run_worker(name, url, worker_index=index, config=config_from_dict(config_dict))
+        reason = run_worker(name, url, worker_index=index, config=config_from_dict(config_dict),
+                            max_trials=RECYCLE_AFTER_TRIALS, deadline=deadline)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except SweepError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    sys.exit(EXIT_RECYCLE if reason == "max_trials" else EXIT_OK)
 
 
 def _gpu_count() -> int:
