@@ -209,7 +209,7 @@ class PriorWeightedSampler(BaseSampler):
         self._sigma = sigma_decades
         self._n_startup = n_startup_trials
         self._param = param_name
-        self._rng = np.random.RandomState(seed)
+        self._seed = seed
         self._startup: dict[int, bool] = {}  # trial number -> in the startup phase
 
     @property
@@ -218,7 +218,7 @@ class PriorWeightedSampler(BaseSampler):
 
     def reseed_rng(self) -> None:
         self._base.reseed_rng()
-        self._rng.seed()
+        self._seed = None
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._in_startup(study, trial)
@@ -246,7 +246,7 @@ class PriorWeightedSampler(BaseSampler):
             and isinstance(param_distribution, FloatDistribution)
             and self._in_startup(study, trial)
         ):
-            return self.draw(param_distribution.low, param_distribution.high)
+            return self.draw(param_distribution.low, param_distribution.high, trial.number)
         return self._base.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(
@@ -255,15 +255,20 @@ class PriorWeightedSampler(BaseSampler):
         self._startup.pop(trial.number, None)
         self._base.after_trial(study, trial, state, values)
 
-    def draw(self, low: float, high: float) -> float:
-        """One LR from the log-normal truncated to ``[low, high]`` (rejection sampling)."""
+    def draw(self, low: float, high: float, trial_number: int) -> float:
+        """Trial ``trial_number``'s LR from the log-normal truncated to ``[low, high]``.
+
+        The draw depends only on the seed and the trial number, so a worker restarted
+        with the same seed (a resumed study) never repeats the LRs of earlier trials.
+        """
+        rng = np.random.default_rng(None if self._seed is None else [self._seed, trial_number])
         log_lo, log_hi = math.log10(low), math.log10(high)
-        for _ in range(_MAX_REJECTION_TRIES):
-            value = self._rng.normal(self._log_centre, self._sigma)
+        for _ in range(_MAX_REJECTION_TRIES):  # rejection sampling
+            value = rng.normal(self._log_centre, self._sigma)
             if log_lo <= value <= log_hi:
                 return float(min(max(10.0**value, low), high))
         # The range lies far in a tail of the prior: it carries no information there.
-        return float(10.0 ** self._rng.uniform(log_lo, log_hi))
+        return float(10.0 ** rng.uniform(log_lo, log_hi))
 
     def _in_startup(self, study: Study, trial: FrozenTrial) -> bool:
         decided = self._startup.get(trial.number)

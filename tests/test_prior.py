@@ -132,6 +132,14 @@ def test_startup_draws_are_reproducible_per_seed():
     assert not np.array_equal(first, other)
 
 
+def test_a_restarted_worker_does_not_repeat_earlier_startup_draws():
+    study = optuna.create_study(sampler=_prior_sampler(4))
+    first = [study.ask().suggest_float("initial_lr", 1e-5, 1.0, log=True) for _ in range(3)]
+    study.sampler = _prior_sampler(4)  # the same seed, as after a resume
+    later = [study.ask().suggest_float("initial_lr", 1e-5, 1.0, log=True) for _ in range(3)]
+    assert not set(first) & set(later)
+
+
 def test_after_startup_the_base_sampler_decides():
     """With the startup trials done, the wrapper samples exactly what TPE alone would."""
     dists = {
