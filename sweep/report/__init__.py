@@ -1,0 +1,13 @@
+"""Study reports: ``results/<name>/`` with index.html, report.md, trials.csv,
+best_config.yaml, lr_finder.json and figures/*.png; and side-by-side comparisons.
+
+Reads Optuna studies with pandas and draws with matplotlib (Agg); never imports
+Keras or TensorFlow, so ``sweep report`` starts fast.
+
+    from sweep.report import write_report
+    write_report(study, Path("results") / study.study_name, storage_url=url)
+"""
+
+from sweep.report.write import write_comparison, write_report
+
+__all__ = ["write_comparison", "write_report"]

@@ -1,0 +1,304 @@
+"""The report's figures, drawn from ``ReportData`` with matplotlib's object API (Agg).
+
+Each ``draw_*`` returns a matplotlib ``Figure`` or None when the study has nothing to
+show yet (say, no complete trial). ``render`` turns them into PNG bytes. No pyplot:
+figures are not registered globally, so nothing leaks between reports.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from sweep.lr_finder_plot import draw_lr_finder
+from sweep.report import stats
+from sweep.report.data import ReportData
+
+DPI = 100
+WIDE = (10, 4.2)
+SCHEDULE_COLORS = {"constant": "#1f77b4", "exponential": "#ff7f0e", "step": "#2ca02c",
+                   "cosine": "#d62728", "linear": "#9467bd"}
+PRUNED_COLOR, DIVERGED_COLOR, BEST_COLOR = "#e377c2", "#8c564b", "#111111"
+LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1))]
+MARKERS = ["o", "s", "^", "D", "v"]
+
+
+@dataclass(frozen=True)
+class Image:
+    """One figure: ``figures/<name>.png`` and its caption."""
+
+    name: str
+    caption: str
+    png: bytes
+
+
+def render(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def color(schedule: str) -> str:
+    return SCHEDULE_COLORS.get(schedule, "#7f7f7f")
+
+
+def trial_label(row) -> str:
+    return f"#{int(row['number'])} {row['schedule']} {row['initial_lr']:.2g}"
+
+
+def metric_label(data: ReportData) -> str:
+    return data.metric.replace("_", " ")
+
+
+def focus_ylim(ax, values: np.ndarray, direction: str) -> int:
+    """Zoom the y axis on the better 90% of ``values`` (a few awful trials would squash the
+    rest into a line); return how many values fall outside."""
+    values = values[np.isfinite(values)]
+    if len(values) < 5:
+        return 0
+    lo, hi = np.percentile(values, [10, 100]) if direction == "maximize" else np.percentile(values, [0, 90])
+    margin = 0.08 * (hi - lo) or 0.01
+    lo, hi = lo - margin, hi + margin
+    ax.set_ylim(lo, hi)
+    return int(((values < lo) | (values > hi)).sum())
+
+
+def _note_hidden(ax, hidden: int, where: str) -> None:
+    if hidden:
+        what = "1 worse trial" if hidden == 1 else f"{hidden} worse trials"
+        ax.text(0.99, 0.02 if where == "below" else 0.98, f"{what} {where} the axis",
+                transform=ax.transAxes, ha="right", va="bottom" if where == "below" else "top",
+                fontsize="small", color="0.4")
+
+
+def time_axis(seconds: np.ndarray) -> tuple[np.ndarray, str]:
+    top = float(np.nanmax(seconds)) if len(seconds) else 0.0
+    if top < 120:
+        return seconds, "wall time (s)"
+    if top < 7200:
+        return seconds / 60, "wall time (min)"
+    return seconds / 3600, "wall time (h)"
+
+
+def draw_best_so_far(data: ReportData) -> Figure | None:
+    if data.best_by_number.empty:
+        return None
+    fig = Figure(figsize=WIDE, layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, frame, by in ((axes[0], data.best_by_number, "number"), (axes[1], data.best_by_time, "elapsed_s")):
+        x = frame[by].to_numpy(dtype=float)
+        xlabel = "trial number"
+        if by == "elapsed_s":
+            x, xlabel = time_axis(x)
+        ax.scatter(x, frame["value"], s=12, color="0.6", label="complete trial", zorder=2)
+        ax.step(x, frame["best"], where="post", color=BEST_COLOR, linewidth=1.6, label="best so far", zorder=3)
+        ax.set_xlabel(xlabel)
+        if by == "number":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+    hidden = focus_ylim(axes[0], data.best_by_number["value"].to_numpy(dtype=float), data.direction)
+    _note_hidden(axes[1], hidden, "below" if data.direction == "maximize" else "above")
+    axes[0].set_ylabel(metric_label(data))
+    axes[0].legend(loc="lower right" if data.direction == "maximize" else "upper right", fontsize="small")
+    fig.suptitle("Best so far, by trial and by wall time")
+    return fig
+
+
+def draw_lr_vs_value(data: ReportData) -> Figure | None:
+    frame = data.trials[np.isfinite(data.trials["value"]) & data.trials["initial_lr"].notna()]
+    if frame.empty:
+        return None
+    fig = Figure(figsize=WIDE, layout="constrained")
+    ax = fig.subplots()
+    done = frame[frame["state"] == "COMPLETE"]
+    focus_ylim(ax, done["value"].to_numpy(dtype=float), data.direction)
+    low, high = ax.get_ylim()
+    worst = low if data.direction == "maximize" else high
+    size = 28 if len(frame) <= 200 else 12  # hundreds of trials would otherwise hide each other
+    for schedule in data.schedules:
+        for rows, filled in ((done, True), (frame[frame["state"] == "PRUNED"], False)):
+            rows = rows[rows["schedule"] == schedule]
+            values = rows["value"].to_numpy(dtype=float)
+            # Trials worse than the axis shows sit on its edge as triangles, so their LR stays visible.
+            off = (values < low) | (values > high)
+            style = {"color": color(schedule)} if filled else {"facecolors": "none", "edgecolors": color(schedule)}
+            ax.scatter(rows["initial_lr"][~off], values[~off], s=size, zorder=3 if filled else 2,
+                       label=schedule if filled else None, **style)
+            ax.scatter(rows["initial_lr"][off], np.full(off.sum(), worst), s=size, clip_on=False, zorder=2,
+                       marker="v" if data.direction == "maximize" else "^", **style)
+    ax.scatter([], [], s=28, facecolors="none", edgecolors="0.3", label="pruned or diverged (value when stopped)")
+    ax.scatter([], [], s=28, marker="v" if data.direction == "maximize" else "^", color="0.3",
+               label="worse than the axis shows")
+    if data.lr_range:
+        for bound in data.lr_range:
+            ax.axvline(bound, color="0.3", linestyle=":", linewidth=1)
+        ax.plot([], [], color="0.3", linestyle=":", label="search range")
+    suggestion = (data.lr_finder or {}).get("suggestion")
+    if isinstance(suggestion, (int, float)) and suggestion > 0:
+        method = (data.lr_finder or {}).get("method") or "LR finder"
+        ax.axvline(suggestion, color="k", linestyle="--", linewidth=1.2, label=f"LR finder ({method}) {suggestion:.2g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("initial_lr")
+    ax.set_ylabel(metric_label(data))
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+    ax.set_title(f"{metric_label(data)} against initial_lr, by schedule type")
+    return fig
+
+
+def draw_schedules(data: ReportData) -> Figure | None:
+    done = stats.complete(data.trials)
+    table = data.schedule_table[data.schedule_table["complete"] > 0]
+    if done.empty or table.empty:
+        return None
+    fig = Figure(figsize=WIDE, layout="constrained")
+    ax = fig.subplots()
+    rng = np.random.default_rng(0)
+    groups = [done.loc[done["schedule"] == s, "value"].to_numpy(dtype=float) for s in table["schedule"]]
+    positions = np.arange(1, len(groups) + 1)
+    ax.boxplot(groups, positions=positions, widths=0.5, showfliers=False, medianprops={"color": "k"})
+    for pos, values, schedule in zip(positions, groups, table["schedule"]):
+        ax.scatter(pos + rng.uniform(-0.15, 0.15, len(values)), values, s=16, color=color(schedule), zorder=3)
+    labels = [f"{r.schedule}\n{r.complete} complete, {r.pruned_share:.0%} pruned" for r in table.itertuples()]
+    ax.set_xticks(positions, labels)
+    hidden = focus_ylim(ax, done["value"].to_numpy(dtype=float), data.direction)
+    _note_hidden(ax, hidden, "below" if data.direction == "maximize" else "above")
+    ax.set_ylabel(metric_label(data))
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_title(f"{metric_label(data)} of complete trials per schedule type (best first)")
+    return fig
+
+
+def draw_top_epochs(data: ReportData) -> Figure | None:
+    if not data.top_accuracy:
+        return None
+    fig = Figure(figsize=WIDE, layout="constrained")
+    ax = fig.subplots()
+    for i, (_, row) in enumerate(data.top.iterrows()):
+        curve = data.top_accuracy.get(int(row["number"]))
+        if curve is not None:  # the style tells trials of the same schedule (same colour) apart
+            ax.plot(curve[0], curve[1], marker=MARKERS[i % len(MARKERS)], markersize=4, color=color(row["schedule"]),
+                    linestyle=LINESTYLES[i % len(LINESTYLES)], label=trial_label(row))
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("val accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    ax.set_title(f"Validation accuracy per epoch of the top {len(data.top)} trials")
+    return fig
+
+
+def draw_top_lr_curves(data: ReportData) -> Figure | None:
+    if not data.lr_curves:
+        return None
+    fig = Figure(figsize=WIDE, layout="constrained")
+    ax = fig.subplots()
+    for i, (_, row) in enumerate(data.top.iterrows()):
+        curve = data.lr_curves.get(int(row["number"]))
+        if curve is not None:
+            x, lr = curve
+            keep = lr > 0  # warm-up starts at 0, which a log axis cannot show
+            ax.plot(x[keep], lr[keep], color=color(row["schedule"]), linestyle=LINESTYLES[i % len(LINESTYLES)],
+                    linewidth=1.6, label=trial_label(row))
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch" if data.steps_per_epoch else "optimizer step")
+    ax.set_ylabel("learning rate")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize="small", loc="lower left")
+    ax.set_title(f"Learning rate over training of the top {len(data.lr_curves)} trials")
+    return fig
+
+
+def draw_lr_finder_figure(data: ReportData) -> Figure | None:
+    if not data.lr_finder or not data.lr_finder.get("lrs"):
+        return None
+    fig = Figure(figsize=(8, 4.2), layout="constrained")
+    draw_lr_finder(fig.subplots(), data.lr_finder)
+    return fig
+
+
+def draw_importances(data: ReportData) -> Figure | None:
+    if not data.importances:
+        return None
+    names = list(data.importances)[::-1]  # most important on top
+    fig = Figure(figsize=(8, 0.5 * len(names) + 1.4), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(names, [data.importances[n] for n in names], color="#4c72b0")
+    ax.set_xlabel("importance (PED-ANOVA, normalised)")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title("Parameter importances")
+    return fig
+
+
+def draw_intermediate(data: ReportData) -> Figure | None:
+    if not data.curves:
+        return None
+    fig = Figure(figsize=WIDE, layout="constrained")
+    ax = fig.subplots()
+    states = data.trials.set_index("number")[["state", "prune_reason"]]
+    groups: dict[str, list[np.ndarray]] = {"COMPLETE": [], "pruned": [], "diverged": [], "other": []}
+    ends: dict[str, list[tuple[float, float]]] = {"pruned": [], "diverged": []}
+    for number, (epochs, values) in data.curves.items():
+        if number not in states.index:
+            continue
+        state, reason = states.loc[number]
+        kind = reason if state == "PRUNED" else state if state == "COMPLETE" else "other"
+        finite = np.isfinite(values)
+        if finite.any():
+            groups[kind].append(np.column_stack([epochs[finite], values[finite]]))
+            if kind in ends:
+                ends[kind].append((epochs[finite][-1], values[finite][-1]))
+    style = {"COMPLETE": ("#4c72b0", 0.35, "complete"), "pruned": (PRUNED_COLOR, 0.6, "pruned"),
+             "diverged": (DIVERGED_COLOR, 0.6, "diverged"), "other": ("0.5", 0.5, "running / failed")}
+    handles = []
+    for kind, segments in groups.items():
+        if segments:
+            line_color, alpha, label = style[kind]
+            ax.add_collection(LineCollection(segments, colors=line_color, alpha=alpha, linewidths=1))
+            handles.append(Line2D([], [], color=line_color, label=f"{label} ({len(segments)})"))
+    ax.autoscale_view()
+    focus_ylim(ax, np.concatenate([v for _, v in data.curves.values()]), data.direction)
+    low, high = ax.get_ylim()
+    for kind, points in ends.items():
+        if points:  # clamped onto the axis edge when the value lies beyond it
+            x, y = zip(*points)
+            ax.scatter(x, np.clip(y, low, high), marker="x", color=style[kind][0], s=22, zorder=3, clip_on=False)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(metric_label(data))
+    ax.grid(True, alpha=0.3)
+    ax.legend(handles=handles, fontsize="small", loc="lower right" if data.direction == "maximize" else "upper right")
+    ax.set_title("Per-epoch values of every trial (x: where a trial was stopped)")
+    return fig
+
+
+FIGURES: list[tuple[str, str, Callable[[ReportData], Figure | None]]] = [
+    ("best_so_far", "Best value so far against trial number and against wall time.", draw_best_so_far),
+    ("lr_vs_value", "Each trial's value against its initial learning rate, coloured by schedule type, "
+                    "with the LR finder's suggestion and the search range.", draw_lr_vs_value),
+    ("schedules", "Values of the complete trials per schedule type.", draw_schedules),
+    ("top_epochs", "Validation accuracy per epoch of the best trials.", draw_top_epochs),
+    ("top_lr_curves", "The learning rate each of the best trials used, step by step "
+                      "(computed from its parameters with the training schedule formulas).", draw_top_lr_curves),
+    ("lr_finder", "The LR range test run before the study: loss against learning rate.", draw_lr_finder_figure),
+    ("importances", "How much each parameter decides whether a trial lands among the best.", draw_importances),
+    ("intermediate", "Per-epoch values of every trial; pruned and diverged trials end in an x.", draw_intermediate),
+]
+FIGURE_NAMES = [name for name, _, _ in FIGURES]
+
+
+def draw_all(data: ReportData) -> dict[str, Image]:
+    """Every figure the study has data for, by name."""
+    images = {}
+    for name, caption, draw in FIGURES:
+        figure = draw(data)
+        if figure is not None:
+            images[name] = Image(name, caption, render(figure))
+    return images

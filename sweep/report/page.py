@@ -1,0 +1,129 @@
+"""A study's report as a ``Document``: the tables, findings and figures, in reading order.
+
+The order follows the reader's question: which schedule wins, at which learning rate,
+how sure we are (findings, schedule table, LR figures), then the details (top trials,
+importances, training curves, the config that reproduces the best trial).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import yaml
+
+from sweep.report import stats
+from sweep.report.blocks import Code, Document, Findings, Link, Paragraph, Section, Table
+from sweep.report.data import ReportData
+from sweep.report.figures import Image
+from sweep.report.findings import Finding
+from sweep.report.fmt import fmt_fixed, fmt_float, fmt_int, fmt_lr, fmt_share, fmt_value
+
+TOP_TABLE_ROWS = 10
+
+
+def overview_table(data: ReportData) -> Table:
+    rows = [["Study", data.name], ["Storage", data.storage or "(in memory)"]]
+    objective = f"{data.direction} {data.metric}"
+    if data.objective:
+        objective += f" ({data.objective} epoch of each trial)"
+    rows.append(["Objective", objective])
+    done = data.count("COMPLETE") + data.count("PRUNED")
+    budget = f" of a budget of {data.budget}" if data.budget else ""
+    p = data.pruning
+    parts = [(data.count("COMPLETE"), "complete"), (p.pruned, "pruned"), (p.diverged, "diverged"),
+             (data.count("FAIL"), "failed"), (data.count("RUNNING") + data.count("WAITING"), "running or queued")]
+    rows.append(["Trials", f"{done} finished{budget}: " + ", ".join(f"{n} {what}" for n, what in parts if n)])
+    if data.best is not None:
+        rows.append(["Best value", f"{fmt_value(data.best['value'])} (trial #{int(data.best['number'])})"])
+    train = (data.config or {}).get("train") or {}
+    if train:
+        rows.append(["Training", f"{train.get('epochs')} epochs, batch {train.get('batch_size')}, "
+                                  f"{train.get('optimizer', '')}".rstrip(", ")])
+    if data.lr_range:
+        text = f"{fmt_lr(data.lr_range[0])} to {fmt_lr(data.lr_range[1])} (log scale)"
+        config_range = (data.prior or {}).get("config_range")
+        if config_range and list(config_range) != list(data.lr_range):
+            text += f", narrowed by the LR finder from {fmt_lr(config_range[0])} to {fmt_lr(config_range[1])}"
+        rows.append(["initial_lr range", text])
+    if data.schedules:
+        rows.append(["Schedule types", ", ".join(data.schedules)])
+    finder = data.lr_finder or {}
+    if finder.get("suggestion"):
+        rows.append(["LR finder", f"{finder.get('method', '')} suggestion {fmt_lr(finder['suggestion'])}, "
+                                  f"range {fmt_lr(finder.get('lower'))} to {fmt_lr(finder.get('upper'))}, "
+                                  f"{fmt_float(finder.get('seconds'))} s"])
+    return Table("Overview", ["", ""], rows)
+
+
+def schedule_table(data: ReportData) -> Table:
+    rows = [[r.schedule, str(r.trials), str(r.complete), str(r.pruned), str(r.diverged), str(r.failed),
+             fmt_value(r.best), fmt_value(r.median), fmt_share(r.pruned_share)]
+            for r in data.schedule_table.itertuples()]
+    return Table("Schedule types", ["schedule", "trials", "complete", "pruned", "diverged", "failed",
+                                    f"best {data.metric}", "median", "pruned share"], rows,
+                 "Best and median over complete trials; pruned share of finished trials (diverged included).")
+
+
+def top_table(data: ReportData) -> Table:
+    top = stats.ranked(data.trials, data.direction).head(TOP_TABLE_ROWS)
+    rows = [[str(rank), f"#{int(r['number'])}", fmt_value(r["value"]), str(r["schedule"]), fmt_lr(r["initial_lr"]),
+             fmt_fixed(r["warmup_fraction"]), fmt_float(r["decay_rate"]), fmt_int(r["decay_steps"]),
+             fmt_int(r["best_epoch"]), fmt_int(r["epochs_run"]), fmt_float(r["train_s"]),
+             "yes" if r["seeded_by_prior"] else ""]
+            for rank, (_, r) in enumerate(top.iterrows(), start=1)]
+    return Table(f"Top {len(rows)} trials", ["rank", "trial", data.metric, "schedule", "initial_lr", "warmup",
+                                             "decay_rate", "decay_steps", "best epoch", "epochs", "seconds",
+                                             "seeded"], rows)
+
+
+def importance_table(data: ReportData) -> Table:
+    rows = [[name, f"{value:.3f}"] for name, value in (data.importances or {}).items()]
+    return Table("Parameter importances", ["parameter", "importance"], rows, data.importance_note)
+
+
+def evaluation_table(data: ReportData) -> Table:
+    values = data.trials.set_index("number")["value"]
+    rows = []
+    for e in data.evaluations:
+        params = e.get("params") or {}
+        trial = e.get("trial")
+        rows.append([f"#{trial}", str(params.get("schedule", "")), fmt_lr(params.get("initial_lr")),
+                     fmt_value(values.get(trial)), fmt_value(e.get("test_accuracy")), fmt_value(e.get("test_loss")),
+                     fmt_float(e.get("seconds"))])
+    return Table("Test-split evaluations", ["trial", "schedule", "initial_lr", f"validation {data.metric}",
+                                            "test accuracy", "test loss", "seconds"], rows,
+                 "Retrained on training + validation images by 'sweep evaluate', scored once on the test split.")
+
+
+def study_document(data: ReportData, found: list[Finding], images: dict[str, Image],
+                   best_config: str | None) -> Document:
+    """The page for one study; ``best_config`` is the text of best_config.yaml, if any."""
+
+    def figure(name: str) -> list:
+        return [images[name]] if name in images else []
+
+    sections = [Section("Findings", [Findings(found)]),
+                Section("Schedule types", [schedule_table(data), *figure("schedules")]),
+                Section("Learning rate", [*figure("lr_vs_value"), *figure("lr_finder")]),
+                Section("Progress", figure("best_so_far"))]
+    top = [top_table(data), *figure("top_epochs"), *figure("top_lr_curves"),
+           Link(f"All {len(data.trials)} trials: trials.csv", "trials.csv")]
+    sections.append(Section("Best trials", top))
+    importance: list = [importance_table(data), *figure("importances")] if data.importances else [
+        Paragraph(f"Parameter importances: not computed ({data.importance_note}).")]
+    sections.append(Section("Parameter importances", importance))
+    sections.append(Section("Training curves", figure("intermediate")))
+    if data.evaluations:
+        sections.append(Section("Test split", [evaluation_table(data)]))
+    if best_config:
+        sections.append(Section("Reproduce the best trial", [
+            Paragraph("best_config.yaml holds the study's config and the best trial's parameters:"),
+            Code(best_config), Link("best_config.yaml", "best_config.yaml")]))
+    elif data.config:  # best_config.yaml above already shows it
+        sections.append(Section("Study config", [Code(yaml.safe_dump(data.config, sort_keys=False))]))
+    sections = [s for s in sections if s.blocks]
+    versions = ", ".join(f"{k} {v}" for k, v in data.versions.items())
+    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    footer = f"Generated {generated} by sweep report." + (f" Study created with {versions}." if versions else "")
+    meta = [(key, value) for key, value in overview_table(data).rows]
+    return Document(f"Sweep report: {data.name}", meta, sections, footer)

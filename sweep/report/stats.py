@@ -1,0 +1,194 @@
+"""Pure computations on the trials table: best-so-far, schedule comparison, top trials,
+LR curves, pruning savings, parameter importances.
+
+Every function takes plain frames and values (no study, no drawing), so tests check
+the numbers directly. Only COMPLETE trials count towards "best" and "median", as in
+``study.best_value``: a pruned trial's value is the metric at the epoch it was stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from sweep.schedule_math import learning_rates
+
+log = logging.getLogger(__name__)
+
+PARAMS = ("initial_lr", "schedule", "warmup_fraction", "decay_rate", "decay_steps")
+# PED-ANOVA compares the top quantile of trials with all of them; with fewer than about
+# 5 trials in that top quantile its estimates are noise, so small studies get a larger one.
+MIN_IMPORTANCE_TRIALS = 8
+IMPORTANCE_TOP_TRIALS = 5
+# A curve of more points than this is sampled: the PNG cannot show more anyway.
+MAX_CURVE_POINTS = 2000
+
+
+def complete(frame: pd.DataFrame) -> pd.DataFrame:
+    """The COMPLETE trials with a finite value."""
+    done = frame[(frame["state"] == "COMPLETE") & np.isfinite(frame["value"].astype(float))]
+    return done
+
+
+def ranked(frame: pd.DataFrame, direction: str) -> pd.DataFrame:
+    """COMPLETE trials, best first (ties: lower trial number first)."""
+    return complete(frame).sort_values(
+        ["value", "number"], ascending=[direction == "minimize", True], kind="stable"
+    )
+
+
+def best_so_far(frame: pd.DataFrame, direction: str, by: str = "number") -> pd.DataFrame:
+    """Columns number, elapsed_s, value, best: the running best of COMPLETE trials, ordered ``by``."""
+    done = complete(frame).sort_values([by, "number"], kind="stable")
+    values = done["value"].astype(float)
+    best = values.cummax() if direction == "maximize" else values.cummin()
+    return pd.DataFrame(
+        {"number": done["number"].to_numpy(), "elapsed_s": done["elapsed_s"].to_numpy(),
+         "value": values.to_numpy(), "best": best.to_numpy()}
+    )
+
+
+def schedule_summary(frame: pd.DataFrame, schedules: list[str], direction: str) -> pd.DataFrame:
+    """One row per schedule type, best first: trials, states, best, median, share pruned.
+
+    ``trials`` counts every reported trial of the type (any state); ``pruned_share`` is
+    the share of finished trials (complete + pruned + diverged) that were stopped early.
+    """
+    rows = []
+    for schedule in schedules:
+        group = frame[frame["schedule"] == schedule]
+        values = complete(group)["value"].astype(float)
+        reasons = group.loc[group["state"] == "PRUNED", "prune_reason"]
+        n_complete = int((group["state"] == "COMPLETE").sum())
+        n_diverged = int((reasons == "diverged").sum())
+        n_pruned = len(reasons) - n_diverged
+        finished = n_complete + n_pruned + n_diverged
+        rows.append({
+            "schedule": schedule,
+            "trials": len(group),
+            "complete": n_complete,
+            "pruned": n_pruned,
+            "diverged": n_diverged,
+            "failed": int((group["state"] == "FAIL").sum()),
+            "best": (values.max() if direction == "maximize" else values.min()) if len(values) else math.nan,
+            "median": float(values.median()) if len(values) else math.nan,
+            "pruned_share": (n_pruned + n_diverged) / finished if finished else math.nan,
+        })
+    table = pd.DataFrame(rows, columns=["schedule", "trials", "complete", "pruned", "diverged", "failed",
+                                        "best", "median", "pruned_share"])
+    return table.sort_values("best", ascending=direction == "minimize", na_position="last", kind="stable")
+
+
+def trial_params(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The Optuna params of a trials-table row (decay keys only where the schedule has them)."""
+    params: dict[str, Any] = {}
+    for key in PARAMS:
+        value = row.get(key)
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            continue
+        params[key] = int(value) if key == "decay_steps" else value if key == "schedule" else float(value)
+    return params
+
+
+def lr_curves(top: pd.DataFrame, steps_per_epoch: int | None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``{trial number: (x, lr)}`` from the schedule formulas training uses.
+
+    x is in epochs when ``steps_per_epoch`` is known, else in optimizer steps. Trials
+    without a recorded ``total_steps`` are left out (their schedule length is unknown).
+    """
+    curves = {}
+    for _, row in top.iterrows():
+        total = row.get("total_steps")
+        if total is None or total is pd.NA or not total > 0:
+            continue
+        total = int(total)
+        steps = np.unique(np.linspace(0, total, min(total + 1, MAX_CURVE_POINTS)).round().astype(np.int64))
+        try:
+            lrs = learning_rates(trial_params(row), total, steps)
+        except (KeyError, ValueError) as exc:  # a trial from an older search space
+            log.debug("no LR curve for trial %s: %s", row["number"], exc)
+            continue
+        x = steps / steps_per_epoch if steps_per_epoch else steps.astype(float)
+        curves[int(row["number"])] = (x, lrs)
+    return curves
+
+
+@dataclass(frozen=True)
+class PruningSavings:
+    """What stopping trials early saved, in epochs."""
+
+    finished: int  # complete + pruned + diverged
+    pruned: int
+    diverged: int
+    epochs_run: int  # by the stopped trials
+    epochs_saved: int  # epochs the stopped trials did not run
+    epochs_full: int  # epochs all finished trials would have run without pruning
+
+    @property
+    def share_saved(self) -> float:
+        return self.epochs_saved / self.epochs_full if self.epochs_full else math.nan
+
+
+def pruning_savings(frame: pd.DataFrame, epochs: int | None) -> PruningSavings:
+    stopped = frame[frame["state"] == "PRUNED"]
+    finished = int((frame["state"] == "COMPLETE").sum()) + len(stopped)
+    diverged = int((stopped["prune_reason"] == "diverged").sum())
+    run = stopped["epochs_run"].fillna(0).astype(int)
+    saved = int((epochs - run).clip(lower=0).sum()) if epochs else 0
+    return PruningSavings(finished, len(stopped) - diverged, diverged, int(run.sum()), saved,
+                          finished * epochs if epochs else 0)
+
+
+def edge_of_range(value: float, low: float, high: float, tolerance: float = 0.1) -> str | None:
+    """``"lower"`` or ``"upper"`` when ``value`` lies within ``tolerance`` of the range's
+    width from that end, in log space; else None."""
+    if not (value > 0 and 0 < low < high):
+        return None
+    position = (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+    if position <= tolerance:
+        return "lower"
+    if position >= 1 - tolerance:
+        return "upper"
+    return None
+
+
+def importances(trials: list[optuna.trial.FrozenTrial], direction: str) -> tuple[dict[str, float] | None, str]:
+    """PED-ANOVA importances of the trials' parameters, or None and the reason why not.
+
+    Computed on an in-memory copy of the COMPLETE trials, so the evaluator's repeated
+    ``get_trials`` calls never go back to the storage.
+    """
+    # Only what PED-ANOVA reads: copying histories and attrs into the scratch study would
+    # cost more than the analysis itself.
+    done = [optuna.trial.create_trial(value=t.value, params=t.params, distributions=t.distributions)
+            for t in trials if t.state == optuna.trial.TrialState.COMPLETE
+            and t.value is not None and math.isfinite(t.value)]
+    if len(done) < MIN_IMPORTANCE_TRIALS:
+        return None, f"needs at least {MIN_IMPORTANCE_TRIALS} complete trials, the study has {len(done)}"
+    if len({t.value for t in done}) < 2:
+        return None, "every complete trial has the same value"
+    quantile = min(0.5, max(0.1, IMPORTANCE_TOP_TRIALS / len(done)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PED-ANOVA warns about small regimes; the note says enough
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line
+        try:
+            scratch = optuna.create_study(direction=direction)
+            scratch.add_trials(done)
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
+            result = optuna.importance.get_param_importances(scratch, evaluator=evaluator)
+        except Exception as exc:  # noqa: BLE001 - importances are an extra; a report must still appear
+            log.warning("parameter importances failed: %s", exc)
+            return None, f"PED-ANOVA failed ({type(exc).__name__})"
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+    note = f"PED-ANOVA over {len(done)} complete trials, top {quantile:.0%} against all"
+    return {k: float(v) for k, v in result.items()}, note
