@@ -134,3 +134,20 @@ def test_three_workers_share_one_sqlite_file(tmp_path):
     assert sorted(t.params["initial_lr"] for t in seeded) == sorted(enqueued), "each seed trial ran exactly once"
     others = [t for t in trials if t.state not in FINISHED]
     assert all(t.user_attrs.get(attrs.SURPLUS) for t in others), "the only non-finished trials are surplus asks"
+
+
+def test_sigterm_to_a_multi_worker_run_stops_every_worker(tmp_path):
+    _write_config(tmp_path, n_trials=6)
+    process = _start(tmp_path, "--workers", "2")
+    _wait_for(tmp_path, _running_after_an_epoch, process, timeout=180)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 15, output
+    assert process.returncode == 130, output
+    assert "Traceback" not in output
+    time.sleep(0.5)
+    assert not [t for t in _trials(tmp_path) if t.state == TrialState.RUNNING]
+    children = subprocess.run(["pgrep", "-f", "multiprocessing.spawn"], capture_output=True, text=True).stdout
+    assert not [pid for pid in children.split() if os.path.exists(f"/proc/{pid}/cwd")
+                and os.readlink(f"/proc/{pid}/cwd") == str(tmp_path)], "no orphaned worker keeps running"

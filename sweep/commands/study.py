@@ -159,6 +159,10 @@ def _run_workers(study, url: str, config, workers: int) -> int:
         process.start()
         return process
 
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)  # `kill PID` of this process stops the workers too
     slots = {index: start(index) for index in range(workers)}
     codes: list[int] = []
     try:
@@ -182,6 +186,8 @@ def _run_workers(study, url: str, config, workers: int) -> int:
         for process in slots.values():
             process.join()
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if any(code == EXIT_INTERRUPTED or (code or 0) < 0 for code in codes):
         return EXIT_INTERRUPTED
     return EXIT_OK if all(code == 0 for code in codes) else EXIT_RUNTIME
