@@ -26,15 +26,16 @@ from sweep.trainer import EpochLog, is_diverged, total_steps, train
 
 log = logging.getLogger(__name__)
 
-# Median pruning compares against at least this many finished trials, and never after
-# the first epoch alone (one epoch says little about a warmup or a decaying schedule).
+# Median pruning compares against at least this many finished trials, and never on the
+# first epoch alone (one epoch says little about a warmup or a decaying schedule).
+# Optuna prunes at a step >= n_warmup_steps, so 2 means "from the second epoch on".
 MEDIAN_STARTUP_TRIALS = 5
-MEDIAN_WARMUP_EPOCHS = 1
+MEDIAN_FIRST_PRUNABLE_EPOCH = 2
 
 
 def build_pruner(study: StudyConfig, epochs: int) -> optuna.pruners.BasePruner:
     if study.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_WARMUP_EPOCHS)
+        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_FIRST_PRUNABLE_EPOCH)
     if study.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
     return optuna.pruners.NopPruner()

@@ -61,3 +61,15 @@ def test_build_pruner(tiny_config, name, kind):
 def test_trial_seeds_differ_between_trials_and_studies():
     seeds = {trial_seed(s, n) for s in range(3) for n in range(100)}
     assert len(seeds) == 300 and all(0 <= s < 2**31 for s in seeds)
+
+
+def test_median_pruning_never_judges_a_trial_on_its_first_epoch(tiny_config):
+    pruner = build_pruner(tiny_config.study, 4)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for value in (0.9, 0.9, 0.9, 0.9, 0.9):
+        study.add_trial(optuna.trial.create_trial(value=value, intermediate_values={1: value, 2: value}))
+    trial = study.ask()
+    trial.report(0.1, 1)
+    assert not trial.should_prune()
+    trial.report(0.1, 2)
+    assert trial.should_prune()
