@@ -78,3 +78,5 @@ def import_keras_quietly() -> None:
 from sweep.commands import train  # noqa: E402,F401
 from sweep.commands import study  # noqa: E402,F401
 from sweep.commands import lr_find  # noqa: E402,F401
+from sweep.commands import report  # noqa: E402,F401
+from sweep.commands import evaluate  # noqa: E402,F401

@@ -1,0 +1,50 @@
+"""``sweep evaluate``: retrain the best trials on train + validation, score them on the test split."""
+
+from __future__ import annotations
+
+import argparse
+
+from sweep.commands import EXIT_OK, command, import_keras_quietly
+from sweep.errors import ConfigError
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="study name, or URL#NAME for a study in another storage")
+    parser.add_argument("--top", metavar="K", type=int, default=1, help="how many of the best trials (default 1)")
+    parser.add_argument("--storage", metavar="URL", default=None,
+                        help="storage URL (default: sqlite:///studies/NAME.db)")
+
+
+@command("evaluate", "retrain the best trials on train+validation and score them on the test split",
+         _evaluate_arguments)
+def _evaluate(args: argparse.Namespace) -> int:
+    from sweep.report.source import split_spec
+    from sweep.storage import load_study
+
+    if args.top < 1:
+        raise ConfigError(f"--top must be at least 1, got {args.top}")
+    name, url = split_spec(args.name)
+    if url and args.storage:
+        raise ConfigError(f"{args.name!r}: give the storage either as URL#NAME or with --storage, not both")
+    study = load_study(name, url or args.storage)
+
+    import_keras_quietly()
+    from sweep.evaluate import evaluate_study, study_config, top_trials
+
+    trials = top_trials(study, args.top)
+    config = study_config(study)
+    if len(trials) < args.top:
+        print(f"the study has only {len(trials)} complete trial(s); evaluating those")
+    print(f"retraining the top {len(trials)} trial(s) of {name} for {config.train.epochs} epochs each "
+          "on training + validation images, then scoring on the test split", flush=True)
+
+    def show(result) -> None:
+        params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.params.items())
+        print(f"trial #{result.trial} ({params}): test accuracy {result.test_accuracy:.4f}, "
+              f"test loss {result.test_loss:.4f} ({result.seconds:.1f}s)", flush=True)
+
+    results = evaluate_study(study, args.top, on_result=show)
+    best = max(results, key=lambda r: r.test_accuracy)
+    print(f"stored in the study; 'sweep report {name}' shows them")
+    print(f"best test accuracy {best.test_accuracy:.4f} (trial #{best.trial})")
+    return EXIT_OK
