@@ -99,7 +99,7 @@ def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks
         if server:
             guard = _server_setup(url, engine_kwargs, create)
         else:
-            guard = _sqlite_setup_lock(path) if create and path is not None else nullcontext()
+            guard = _sqlite_setup_lock(path) if path is not None else nullcontext()
         with guard:
             storage = optuna.storages.RDBStorage(template, engine_kwargs=engine_kwargs, **heartbeat_kwargs)
     except StudyError:
@@ -176,10 +176,11 @@ def _server_setup(url: str, engine_kwargs: dict[str, Any], create: bool) -> Iter
 
 @contextmanager
 def _sqlite_setup_lock(path: Path) -> Iterator[None]:
-    """Serialize Optuna's table set-up in a new SQLite file between processes.
+    """Serialize Optuna's table set-up in a SQLite file between the processes that open it.
 
-    Workers opening a new file together otherwise race in CREATE TABLE ("table studies
-    already exists"; measured: 3 of 4 processes failed). The lock is an flock on the
+    Processes opening a new file together otherwise race in CREATE TABLE ("table studies
+    already exists"; measured: 3 of 4 processes failed), also when one of them only
+    reads (Optuna creates missing tables on every open). The lock is an flock on the
     file's folder: no lock file left behind, and independent of SQLite's own POSIX locks
     on the database file (closing a descriptor of that file would drop those).
     """
