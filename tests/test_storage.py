@@ -92,6 +92,8 @@ class TestStorage:
             load_study("alpha", url)
         assert not _has_optuna_tables(url)
 
+    @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+    @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
     def test_heartbeat_fails_a_silent_trial_and_retries_its_params(self, url, monkeypatch):
         monkeypatch.setattr(storage_module, "HEARTBEAT_INTERVAL_S", 1)
         monkeypatch.setattr(storage_module, "GRACE_PERIOD_S", 1)
