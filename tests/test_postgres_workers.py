@@ -2,7 +2,7 @@
 
 The whole command line, as a user on several machines runs it: ``sweep run`` with two
 workers, a kill -9 of one worker in the middle of a trial, ``sweep resume`` from the
-study alone, then ``status``; the storage URL's password (with
+study alone, then ``status`` and ``report``; the storage URL's password (with
 URL-special characters in CI) must appear in none of their output or files.
 """
 
@@ -128,7 +128,11 @@ def test_two_workers_on_postgresql_survive_a_kill_9(postgres_url, tiny_config, t
     assert table[0] == detail[0] == 0, table[1] + detail[1]
     assert "pg-workers" in table[1] and mask_url(url) in table[1]
     assert f"{N_TRIALS}/{N_TRIALS} trials finished" in detail[1]
+    report = _sweep(capsys, "report", "pg-workers", "--storage", url, "--out", "report")
+    assert report[0] == 0, report[1]
 
-    shown = [first_output, resumed[1], table[1], detail[1]]
-    for text in shown:
+    shown = [first_output, resumed[1], table[1], detail[1], report[1]]
+    written = [p.read_bytes().decode("utf-8", "replace") for p in (tmp_path / "report").rglob("*") if p.is_file()]
+    assert len(written) >= 3, "index.html, report.md, best_config.yaml at least"
+    for text in shown + written:
         assert password not in text and quote(password, safe="") not in text
