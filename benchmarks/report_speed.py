@@ -96,7 +96,7 @@ def markdown(r: dict) -> str:
         f"| `sweep report` as a command (start-up and imports included; slowest run {r['cli_report_max_s']}) "
         f"| {r['cli_report_s']} |",
         f"| read the trials from SQLite | {r['read_trials_s']} |",
-        f"| compute the report data (read and PED-ANOVA included) | {r['collect_s']} |",
+        f"| compute the report data from the cached trials (PED-ANOVA included) | {r['collect_s']} |",
         f"| draw the 8 figures | {r['draw_s']} |",
         f"| `write_report` in-process, everything | {r['write_report_s']} |",
         "",

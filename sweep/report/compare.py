@@ -76,8 +76,10 @@ def compare(datas: list[ReportData]) -> Comparison:
         by_schedule[label] = [table["best"].get(s, np.nan) for s in schedules]
         by_schedule[f"{label} complete"] = [int(table["complete"].get(s, 0)) for s in schedules]
     params = sorted({p for d in datas for p in d.importances or {}})
-    importances = pd.DataFrame({label: [(d.importances or {}).get(p, np.nan) if d.importances else np.nan
-                                        for p in params] for label, d in zip(labels, datas)}, index=params)
+    importances = pd.DataFrame({label: [(d.importances or {}).get(p, np.nan) for p in params]
+                                for label, d in zip(labels, datas)}, index=params)
+    if len(importances):  # most important (on average over the studies) first
+        importances = importances.loc[importances.mean(axis=1).sort_values(ascending=False, kind="stable").index]
     comparison = Comparison(labels, datas, summary, by_schedule, importances, [])
     comparison.findings = comparison_findings(comparison)
     return comparison

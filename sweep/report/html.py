@@ -23,7 +23,7 @@ h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; padd
 table { border-collapse: collapse; margin: .8rem 0; font-size: .92rem; }
 th, td { padding: .28rem .65rem; border-bottom: 1px solid #e4e4e4; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.meta th { background: none; color: #555; font-weight: 500; white-space: nowrap; }
 caption { caption-side: bottom; text-align: left; color: #666; font-size: .85rem; padding-top: .3rem; }
 ul.findings { padding-left: 1.2rem; }
