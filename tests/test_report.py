@@ -95,11 +95,17 @@ def test_trials_csv_has_one_row_per_trial_and_leaves_surplus_out(study, report_d
     assert frame.set_index("number").loc[6, "retried_from"] == 5
 
 
-def test_every_string_from_the_study_is_escaped(tmp_path):
+def test_every_string_from_the_study_is_escaped_and_passwords_are_masked(tmp_path):
     study = build_study(12, title=XSS)
     study.set_user_attr(attrs.LR_FINDER, {**study.user_attrs[attrs.LR_FINDER], "method": XSS})
     study.set_user_attr(attrs.VERSIONS, {"sweep": XSS})
-    write_report(study, tmp_path, storage_url="sqlite:///x.db")
+    config = study.user_attrs[attrs.CONFIG]
+    config["study"]["storage"] = "postgresql://me:s3cret@db/sweeps"  # sweep run masks it; other writers may not
+    study.set_user_attr(attrs.CONFIG, config)
+    write_report(study, tmp_path, storage_url="postgresql://me:s3cret@db/sweeps")
+    for path in ("index.html", "report.md", "best_config.yaml"):
+        text = (tmp_path / path).read_text()
+        assert "s3cret" not in text and "postgresql://me:***@db/sweeps" in text
     page = (tmp_path / "index.html").read_text()
     assert "<script" not in page.lower()
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page

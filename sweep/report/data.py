@@ -80,7 +80,7 @@ class ReportData:
 def collect(study: optuna.Study, storage_url: str = "") -> ReportData:
     """Read ``study`` once and compute everything its report shows."""
     user = study.user_attrs
-    config = user.get(attrs.CONFIG) if isinstance(user.get(attrs.CONFIG), dict) else None
+    config = _masked(user.get(attrs.CONFIG)) if isinstance(user.get(attrs.CONFIG), dict) else None
     section = (config or {}).get
     direction = "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
     epochs = (section("train") or {}).get("epochs")
@@ -210,6 +210,15 @@ def _val_accuracy(trials: list[optuna.trial.FrozenTrial], numbers: list[int],
 
 def _surplus(trial: optuna.trial.FrozenTrial) -> bool:
     return trial.state == optuna.trial.TrialState.FAIL and bool(trial.user_attrs.get(attrs.SURPLUS))
+
+
+def _masked(config: dict) -> dict:
+    """The config with any password in ``study.storage`` masked (sweep run stores it masked
+    already; a study written by other means might not)."""
+    study = config.get("study")
+    if isinstance(study, dict) and isinstance(study.get("storage"), str):
+        return {**config, "study": {**study, "storage": mask_url(study["storage"])}}
+    return config
 
 
 def _lr_range(search_space: dict | None, config: dict | None) -> tuple[float, float] | None:

@@ -138,10 +138,11 @@ def _learning_rate(data: ReportData, best) -> list[Finding]:
     suggestion = (data.lr_finder or {}).get("suggestion")
     if isinstance(suggestion, (int, float)) and suggestion > 0:
         ratio = lr / suggestion
-        relation = f"{ratio:.1f} times" if ratio >= 1 else f"1/{1 / ratio:.1f} of"
+        relation = ("about the same" if 0.8 <= ratio <= 1.25 else
+                    f"{ratio:.1f} times higher" if ratio > 1 else f"{1 / ratio:.1f} times lower")
         method = (data.lr_finder or {}).get("method") or "its"
         out.append(Finding(f"The LR finder's {method} suggestion was {fmt_lr(suggestion)}; "
-                           f"the best trial's initial_lr is {relation} that."))
+                           f"the best trial's initial_lr is {relation}."))
     return out
 
 

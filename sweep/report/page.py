@@ -43,7 +43,7 @@ def overview_table(data: ReportData) -> Table:
         text = f"{fmt_lr(data.lr_range[0])} to {fmt_lr(data.lr_range[1])} (log scale)"
         config_range = (data.prior or {}).get("config_range")
         if config_range and list(config_range) != list(data.lr_range):
-            text += f", narrowed by the LR finder from {fmt_lr(config_range[0])} to {fmt_lr(config_range[1])}"
+            text += f"; the LR finder narrowed it from the config's {fmt_lr(config_range[0])} to {fmt_lr(config_range[1])}"
         rows.append(["initial_lr range", text])
     if data.schedules:
         rows.append(["Schedule types", ", ".join(data.schedules)])
