@@ -12,6 +12,7 @@ import yaml
 from optuna.trial import TrialState
 
 from sweep import attrs
+from sweep.storage import make_storage
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,9 @@ def _trials(tmp_path, name="resume"):
     if not db.exists():
         return []
     try:
-        return optuna.load_study(study_name=name, storage=f"sqlite:///{db}").get_trials()
+        # Through sweep's storage, whose first opens of a new file take turns (plain Optuna
+        # racing `sweep run` to create the tables fails one of them).
+        return optuna.load_study(study_name=name, storage=make_storage(f"sqlite:///{db}", create=False)).get_trials()
     except KeyError:
         return []  # the study is being created
 
@@ -97,10 +100,14 @@ def test_three_kill_9s_then_a_rerun_lose_nothing(tmp_path):
     assert not (tmp_path / "studies" / "resume").exists() or not any((tmp_path / "studies" / "resume").iterdir())
 
 
+def _checkpointed(tmp_path):
+    return lambda trials: _running_after_an_epoch(trials) and any((tmp_path / "studies" / "resume").glob("trial-*/epoch-*"))
+
+
 def test_sigterm_exits_within_seconds_and_leaves_no_running_trial(tmp_path):
     _write_config(tmp_path, n_trials=3)
     process = _start(tmp_path)
-    _wait_for(tmp_path, _running_after_an_epoch, process)
+    _wait_for(tmp_path, _checkpointed(tmp_path), process)
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
