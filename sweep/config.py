@@ -18,6 +18,7 @@ from sweep.errors import ConfigError
 
 SCHEDULES = ("constant", "exponential", "step", "cosine", "linear")
 DECAY_SCHEDULES = ("exponential", "step")
+PARAMS_KEY = "params"  # best_config.yaml: trial parameters beside the config sections
 STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 
 ScheduleName = Literal["constant", "exponential", "step", "cosine", "linear"]
@@ -292,6 +293,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections (study, data, ...), got {type(raw).__name__}")
+    # A report's best_config.yaml is a config plus the best trial's parameters under
+    # "params" (read by `sweep train --params`); the config part is a config like any other.
+    raw.pop(PARAMS_KEY, None)
     return config_from_dict(apply_overrides(raw, list(overrides), source), source)
 
 

@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sweep import attrs
-from sweep.storage import STUDIES_DIR, load_study, make_storage, mask_url
+from sweep.storage import STUDIES_DIR, make_storage, mask_url
 
 _STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL)
 
@@ -57,7 +57,9 @@ def _best(study: optuna.Study) -> str:
 
 
 def study_detail(name: str, storage_url: str | None = None) -> str:
-    study = load_study(name, storage_url)
+    from sweep.report.source import open_study_for_reading  # never holds up the workers' writes
+
+    study, _ = open_study_for_reading(name, storage_url)
     counts = count_states(study)
     total = int(study.user_attrs.get(attrs.N_TRIALS, 0))
     finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]

@@ -78,3 +78,22 @@ def test_train_on_the_real_sample_reaches_082(sample_dir):
 def test_python_dash_m_matches_the_console_script():
     proc = subprocess.run(["sweep", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == run_cli("--version").stdout.strip()
+
+
+def test_train_reads_params_from_a_best_config_yaml(tmp_path, capsys):
+    from sweep.cli import main
+
+    best = tmp_path / "best_config.yaml"
+    best.write_text(
+        "study: {name: tiny}\n"
+        "data: {source: synthetic, limit: 300, validation_fraction: 0.2}\n"
+        "model: {filters: [4], dense_units: 16}\n"
+        "train: {epochs: 1, batch_size: 32}\n"
+        "params: {initial_lr: 0.003, schedule: step, warmup_fraction: 0.0, decay_rate: 0.9, decay_steps: 60}\n"
+    )
+    assert main(["train", str(best)]) == 0
+    out = capsys.readouterr().out
+    assert "'schedule': 'step'" in out and "'decay_steps': 60" in out and "best val_accuracy" in out
+    (tmp_path / "plain.yaml").write_text("study: {name: tiny}\n")
+    assert main(["train", str(tmp_path / "plain.yaml")]) == 2
+    assert "no params: section" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from sweep import attrs
 from sweep.storage import make_storage
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,8 @@ def _write_config(tmp_path, **study):
 
 
 def _start(tmp_path, *args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # PYTHONPATH: the checkout under test, whichever checkout `pip install -e` last pointed at.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "sweep", "run", "resume.yaml", "--no-report", *args],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

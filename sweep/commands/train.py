@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from sweep.commands import EXIT_OK, EXIT_RUNTIME, command, config_arguments, import_keras_quietly
 
@@ -12,12 +13,23 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     config_arguments(parser)
     parser.add_argument(
         "--params",
-        required=True,
         metavar="JSON_OR_FILE",
         help='trial parameters as JSON, e.g. \'{"initial_lr": 0.001, "schedule": "cosine", '
-        '"warmup_fraction": 0.1}\', or a JSON file or a best_config.yaml',
+        '"warmup_fraction": 0.1}\', or a JSON file or a best_config.yaml '
+        "(default: the params: of CONFIG when it is a report's best_config.yaml)",
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: study.seed)")
+
+
+def _params_of(config_path: str) -> str:
+    from sweep.config import PARAMS_KEY, parse_yaml
+    from sweep.errors import ConfigError
+
+    raw = parse_yaml(Path(config_path).read_text(encoding="utf-8"), config_path)
+    if not (isinstance(raw, dict) and PARAMS_KEY in raw):
+        raise ConfigError(f"{config_path}: no params: section; pass --params JSON_OR_FILE "
+                          "(or use a report's best_config.yaml, which has one)")
+    return config_path
 
 
 @command("train", "train one configuration, no study (reproduce a trial)", _train_arguments)
@@ -26,7 +38,7 @@ def _train(args: argparse.Namespace) -> int:
     from sweep.params import parse_params
 
     config = load_config(args.config, args.set)
-    params = parse_params(args.params)
+    params = parse_params(args.params if args.params is not None else _params_of(args.config))
     seed = config.study.seed if args.seed is None else args.seed
 
     from sweep.data import load_dataset
