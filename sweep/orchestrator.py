@@ -29,6 +29,7 @@ import signal
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,7 +51,20 @@ MAX_RETRIES = 3  # an interrupted trial is continued this many times at most
 MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep raising stops: it is a bug, not bad luck
 WAIT_FOR_OTHERS_S = 2.0  # poll interval while other workers finish the last trials
 
-_RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES, inherit_intermediate_values=True)
+
+
+@contextmanager
+def _intended_optuna_use() -> Iterator[None]:
+    """Hide Optuna's warnings about what this module does on purpose: the experimental
+    heartbeat and retry API, used from an ask/tell loop rather than ``optimize``."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        yield
+
+
+with _intended_optuna_use():
+    _RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES, inherit_intermediate_values=True)
 
 
 def retry_trial(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -108,7 +122,8 @@ def recover_interrupted_trials(study: optuna.Study) -> int:
         retry_trial(study, storage.get_trial(trial._trial_id))  # noqa: SLF001
         log.warning("trial %d: its worker %s is gone; re-enqueued to continue from its checkpoint", trial.number, owner)
         recovered += 1
-    optuna.storages.fail_stale_trials(study)
+    with _intended_optuna_use():
+        optuna.storages.fail_stale_trials(study)
     return recovered
 
 
@@ -228,7 +243,8 @@ def run_worker(
     On SIGINT or SIGTERM it re-enqueues its running trial and raises KeyboardInterrupt.
     Callers import Keras first (the CLI does so with TensorFlow's start-up noise silenced).
     """
-    storage = make_storage(storage_url, create=False, heartbeat=True, heartbeat_stale_trial_callback=retry_trial)
+    with _intended_optuna_use():
+        storage = make_storage(storage_url, create=False, heartbeat=True, heartbeat_stale_trial_callback=retry_trial)
     study = optuna.load_study(study_name=study_name, storage=storage)
     from sweep.study_setup import stored_config
 
@@ -266,7 +282,8 @@ def run_worker(
                 continue
             if stop.requested:
                 break
-            trial = study.ask()
+            with _intended_optuna_use():
+                trial = study.ask()
             trial.set_user_attr(attrs.WORKER, me)
             if _is_surplus(study, trial, status.total):
                 trial.set_user_attr(attrs.SURPLUS, True)
