@@ -19,7 +19,7 @@ from sweep import attrs
 from sweep.config import Config, config_from_dict
 from sweep.errors import StudyError
 from sweep.search_space import clip_params, space_from_config
-from sweep.storage import load_study, make_storage, mask_url
+from sweep.storage import load_study, make_storage, mask_url, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,12 @@ def open_study(config: Config, storage_url: str, *, force: bool = False, n_trial
     config's ``study.n_trials``) becomes the study-wide budget.
     """
     name = config.study.name
-    storage = make_storage(storage_url, create=True)
-    if name in {s.study_name for s in storage.get_all_studies()}:
+    storage = _existing_storage(storage_url)
+    if storage is not None and name in {s.study_name for s in storage.get_all_studies()}:
         study = optuna.load_study(study_name=name, storage=storage)
         _check_same_config(study, config, force)
     else:
-        study = _create(config, storage_url, storage)
+        study = _create(config, storage_url)
     budget = n_trials if n_trials is not None else config.study.n_trials
     if study.user_attrs.get(attrs.N_TRIALS) != budget:
         study.set_user_attr(attrs.N_TRIALS, budget)
@@ -123,10 +123,18 @@ def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None
         study.set_user_attr(attrs.SEARCH_SPACE, space)
 
 
-def _create(config: Config, storage_url: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    # Everything slow (data, the range test) happens before the study exists, so an
-    # interrupted creation leaves nothing behind and another process never sees a
-    # half-made study.
+def _existing_storage(storage_url: str) -> optuna.storages.BaseStorage | None:
+    """The storage if its database exists already (None: the study will be the first)."""
+    path = sqlite_path(storage_url)
+    if path is not None and not path.exists():
+        return None
+    return make_storage(storage_url, create=True)
+
+
+def _create(config: Config, storage_url: str) -> optuna.Study:
+    # Everything slow or fallible (data, the range test) happens before the database or
+    # the study exists, so bad data, a failed range test or an interruption leave nothing
+    # behind, and another process never sees a half-made study.
     from sweep.data import load_dataset
     from sweep.prior import plan_prior
 
@@ -138,6 +146,7 @@ def _create(config: Config, storage_url: str, storage: optuna.storages.BaseStora
         lr_result = run_range_test(config, data, seed=config.study.seed).to_dict()
     space, prior, seeds = plan_prior(config, space_from_config(config.search), lr_result)
 
+    storage = make_storage(storage_url, create=True)
     study = optuna.create_study(study_name=config.study.name, storage=storage, direction=config.study.direction)
     study.set_user_attr(attrs.VERSIONS, package_versions())
     study.set_user_attr(attrs.NUM_TRAIN, data.num_train)
