@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from sweep.config import validate_study_name
-from sweep.errors import StudyError
+from sweep.errors import ConfigError, StudyError
 from sweep.storage_url import mask_secrets, mask_url
 
 __all__ = ["default_storage_url", "load_study", "make_storage", "mask_secrets", "mask_url",
@@ -44,8 +44,16 @@ def default_storage_url(name: str) -> str:
 
 
 def resolve_storage_url(name: str, url: str | None = None) -> str:
-    """The URL given, or the default ``sqlite:///studies/<name>.db``."""
-    return url or default_storage_url(validate_study_name(name))
+    """The URL given, or the default ``sqlite:///studies/<name>.db``.
+
+    The name is checked either way: it also names ``studies/<name>/`` (checkpoints) and
+    ``results/<name>/``, so ``../x`` must never get further than here.
+    """
+    try:
+        validate_study_name(name)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; expected a study name such as fmnist-schedules") from None
+    return url or default_storage_url(name)
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -1,0 +1,182 @@
+"""Malformed configs and command lines: exit 2, one clear line, nothing written."""
+
+import math
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.robustness.conftest import TINY
+
+BASE = yaml.safe_load(TINY)
+
+# (what the config file holds, what the line must mention)
+BAD_CONFIGS = [
+    ("stduy: {name: x}\n", "stduy"),                                          # unknown section
+    ("study: {name: x, trials: 3}\n", "trials"),                              # unknown key
+    ("study: {n_trials: three}\n", "n_trials"),                               # wrong type
+    ("study: {n_trials: 2.5}\n", "n_trials"),
+    ("study: {n_trials: 0}\n", "n_trials"),                                   # zero
+    ("study: {n_trials: -4}\n", "n_trials"),                                  # negative
+    ("study: {n_trials: 100000000000000000000}\n", "n_trials"),               # huge
+    ("study: {seed: -1}\n", "seed"),
+    ("study: {workers: 0}\n", "workers"),
+    ("study: {timeout_s: .nan}\n", "timeout_s"),                              # NaN
+    ("study: {metric: accuracy}\n", "metric"),
+    ("study: {pruner: sometimes}\n", "pruner"),
+    ("study: {sampler: grid}\n", "sampler"),
+    ("study: {name: ../x}\n", "name"),                                        # path traversal
+    ("study: {name: /etc/passwd}\n", "name"),                                 # absolute path
+    ("study: {name: a/b}\n", "name"),                                         # separator
+    ("study: {name: 'a b'}\n", "name"),                                       # space
+    ("study: {name: ｆｍｎｉｓｔ}\n", "name"),                                  # look-alike unicode
+    ("study: {name: ''}\n", "name"),
+    ("study: {name: " + "x" * 65 + "}\n", "name"),
+    ("data: {source: ftp}\n", "source"),
+    ("data: {source: idx}\n", "path"),                                        # idx without a folder
+    ("data: {limit: 0}\n", "limit"),
+    ("data: {validation_fraction: 1.5}\n", "validation_fraction"),
+    ("data: {validation_fraction: .inf}\n", "validation_fraction"),           # inf
+    ("model: {filters: []}\n", "filters"),                                    # empty list
+    ("model: {filters: [0]}\n", "filters"),
+    ("model: {dropout: 1.0}\n", "dropout"),
+    ("train: {epochs: 0}\n", "epochs"),
+    ("train: {batch_size: -64}\n", "batch_size"),
+    ("train: {optimizer: sgd2}\n", "optimizer"),
+    ("search: {initial_lr: {low: 0.1, high: 0.01}}\n", "initial_lr"),         # low above high
+    ("search: {initial_lr: {low: 0, high: 1}}\n", "initial_lr"),              # zero on a log scale
+    ("search: {initial_lr: {low: -1.0e-3, high: 1}}\n", "initial_lr"),
+    ("search: {initial_lr: {low: .nan, high: 1}}\n", "initial_lr"),
+    ("search: {schedules: []}\n", "schedules"),                               # empty list
+    ("search: {schedules: [cosine, cyclic]}\n", "schedules"),
+    ("search: {schedules: [cosine, cosine]}\n", "schedules"),
+    ("search: {decay_rate: {low: 0.5, high: 1.5}}\n", "decay_rate"),
+    ("search: {decay_steps: {low: 10.5, high: 20}}\n", "decay_steps"),
+    ("search: {warmup_fraction: {low: 0, high: 1}}\n", "warmup_fraction"),
+    ("lr_finder: {start_lr: 10, end_lr: 1}\n", "lr_finder"),
+    ("lr_finder: {num_steps: 0}\n", "num_steps"),
+    ("lr_finder: {suggestion: median}\n", "suggestion"),
+    ("study: {name: a}\nstudy: {name: b}\n", "duplicate"),                    # duplicate YAML keys
+    ("study: {name: a, name: b}\n", "duplicate"),
+    ("study: [1, 2\n", "yaml"),                                               # invalid YAML
+    ("- just\n- a list\n", "mapping"),
+    ("!!python/object/apply:os.system ['touch pwned']\n", ""),                # no object construction
+    ("study: !!python/name:os.system {}\n", ""),
+]
+
+
+@pytest.mark.parametrize("text, expect", BAD_CONFIGS)
+def test_bad_config_files(cli, text, expect):
+    (cli.root / "bad.yaml").write_text(text)
+    cli.assert_clear_error("run", "bad.yaml", expect=expect)
+    assert not (cli.root / "pwned").exists()
+
+
+def test_non_utf8_bytes(cli):
+    (cli.root / "bad.yaml").write_bytes(b"study: {name: \xff\xfe}\n")
+    cli.assert_clear_error("run", "bad.yaml", expect="UTF-8")
+
+
+def test_a_directory_instead_of_a_file(cli):
+    (cli.root / "adir.yaml").mkdir()
+    cli.assert_clear_error("run", "adir.yaml", expect="not a file")
+
+
+def test_a_missing_file(cli):
+    cli.assert_clear_error("run", "nope.yaml", expect="no such file")
+
+
+BAD_COMMAND_LINES = [
+    (["run", "tiny.yaml", "--set", "noequals"], "KEY=VALUE"),
+    (["run", "tiny.yaml", "--set", "=3"], "KEY=VALUE"),
+    (["run", "tiny.yaml", "--set", "study..name=x"], "study..name"),
+    (["run", "tiny.yaml", "--set", "study.nonexistent=1"], "nonexistent"),
+    (["run", "tiny.yaml", "--set", "train.epochs=many"], "epochs"),
+    (["run", "tiny.yaml", "--set", "study.name=../../etc"], "name"),
+    (["run", "tiny.yaml", "--workers", "0"], "--workers"),
+    (["run", "tiny.yaml", "--n-trials", "-1"], "--n-trials"),
+    (["run", "tiny.yaml", "--n-trials", "lots"], "--n-trials"),
+    (["run"], "CONFIG"),
+    (["fly"], "fly"),
+    (["resume", "ghost"], "ghost"),                      # unknown study
+    (["resume", "../ghost"], "name"),
+    (["resume", "tiny", "--set", "train.epochs=3"], "resume can only change"),
+    (["status", "ghost"], "ghost"),
+    (["report", "ghost"], "ghost"),
+    (["report", "a/b"], "a/b"),
+    (["compare", "only-one"], ""),
+    (["evaluate", "ghost"], "ghost"),
+    (["evaluate", "ghost", "--top", "0"], "--top"),
+    (["train", "tiny.yaml", "--params", "{not json"], "JSON"),
+    (["train", "tiny.yaml", "--params", '{"initial_lr": -1, "schedule": "constant"}'], "initial_lr"),
+    (["train", "tiny.yaml", "--params", '{"initial_lr": 0.1, "schedule": "step"}'], "decay"),
+    (["lr-find", "tiny.yaml", "--set", "lr_finder.num_steps=-5"], "num_steps"),
+    (["run", "tiny.yaml", "--storage", "notaurl"], "notaurl"),
+]
+
+
+@pytest.mark.parametrize("argv, expect", BAD_COMMAND_LINES)
+def test_bad_command_lines(cli, argv, expect):
+    cli.assert_clear_error(*argv, expect=expect)
+
+
+# --- generated cases ------------------------------------------------------------------
+
+NUMERIC_FIELDS = {  # field -> a strategy of values the schema must refuse
+    ("study", "n_trials"): st.one_of(st.integers(max_value=0), st.integers(min_value=1_000_001)),
+    ("train", "epochs"): st.integers(max_value=0),
+    ("train", "batch_size"): st.integers(max_value=0),
+    ("data", "validation_fraction"): st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0),
+                                               st.just(math.nan), st.just(math.inf)),
+    ("model", "dropout"): st.one_of(st.floats(max_value=-1e-9), st.floats(min_value=1.0)),
+}
+WRONG_TYPES = st.one_of(st.text(min_size=1).filter(lambda s: not s.strip().lstrip("-").replace(".", "").isdigit()),
+                        st.lists(st.integers(), min_size=1), st.dictionaries(st.text(min_size=1), st.integers(),
+                                                                                 min_size=1), st.booleans())
+
+
+def _write(cli, raw) -> None:
+    (cli.root / "gen.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(sorted(NUMERIC_FIELDS)), data=st.data())
+def test_generated_out_of_range_values(cli, field, data):
+    value = data.draw(NUMERIC_FIELDS[field])
+    raw = yaml.safe_load(TINY)
+    raw[field[0]][field[1]] = value
+    _write(cli, raw)
+    cli.assert_clear_error("run", "gen.yaml", expect=field[1])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(sorted(NUMERIC_FIELDS)), value=WRONG_TYPES)
+def test_generated_wrong_types(cli, field, value):
+    raw = yaml.safe_load(TINY)
+    raw[field[0]][field[1]] = value
+    _write(cli, raw)
+    cli.assert_clear_error("run", "gen.yaml", expect=field[1])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(section=st.sampled_from(sorted(BASE)),
+       key=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=20))
+def test_generated_unknown_keys(cli, section, key):
+    raw = yaml.safe_load(TINY)
+    if key in raw[section]:
+        return
+    raw[section][key] = 1
+    _write(cli, raw)
+    cli.assert_clear_error("run", "gen.yaml")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(min_size=1, max_size=80).filter(
+    lambda s: not (s.isascii() and len(s) <= 64 and all(c.isalnum() or c in "-_" for c in s))))
+def test_generated_bad_study_names(cli, name):
+    raw = yaml.safe_load(TINY)
+    raw["study"]["name"] = name
+    _write(cli, raw)
+    cli.assert_clear_error("run", "gen.yaml", expect="name")
+    cli.assert_clear_error("resume", name)
