@@ -20,7 +20,7 @@ lr_finder: {enabled: false}
 def snapshot(root: Path) -> dict[str, str]:
     """Every file under root with a hash of its bytes (what "nothing harmed" compares)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(("-shm", "-wal"))}
 
 
 class CLI:
