@@ -21,6 +21,7 @@ at once, so no RUNNING trial is left behind and the next run continues it.
 from __future__ import annotations
 
 import copy
+import errno
 import gc
 import logging
 import math
@@ -42,11 +43,12 @@ from optuna.trial import FrozenTrial, TrialState
 from sweep import attrs
 from sweep.config import Config
 from sweep.errors import TrainingError
-from sweep.storage import GRACE_PERIOD_S, STUDIES_DIR, make_storage
+from sweep.storage import GRACE_PERIOD_S, STUDIES_DIR, make_storage, mask_url
 
 log = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+_DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)  # the worker stops: every trial would fail
 MAX_RETRIES = 3  # an interrupted trial is continued this many times at most
 MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep raising stops: it is a bug, not bad luck
 WAIT_FOR_OTHERS_S = 2.0  # poll interval while other workers finish the last trials
@@ -158,6 +160,11 @@ def _is_surplus(study: optuna.Study, trial: optuna.Trial, total: int) -> bool:
     return ahead >= total
 
 
+def _beat_once(storage, trial: optuna.Trial) -> None:
+    if getattr(storage, "get_heartbeat_interval", lambda: None)():
+        storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
+
+
 @contextmanager
 def _heartbeat(storage: optuna.storages.BaseStorage, trial: optuna.Trial) -> Iterator[None]:
     """Record the trial's heartbeat every interval while it runs (Optuna does this only in optimize)."""
@@ -260,10 +267,30 @@ def run_worker(
     study.pruner = build_pruner(config.study, config.train.epochs)
     data = load_dataset(config.data, config.study.seed)
     _enable_gpu_memory_growth()
+    objective = Objective(config, data, study.user_attrs[attrs.SEARCH_SPACE], checkpoints_dir(study_name), worker_name())
+    try:
+        return _worker_loop(study, storage, objective, config, worker_index, max_trials, deadline)
+    except KeyError:
+        # Optuna's storage raises KeyError for a record that is gone: the study was
+        # deleted under us. Say so in one line instead of a storage traceback.
+        if study_name in {s.study_name for s in storage.get_all_studies()}:
+            raise
+        raise TrainingError(f"study {study_name!r} was deleted while this worker ran; stopped") from None
+    except optuna.exceptions.StorageInternalError as exc:
+        cause = str(exc.__cause__ or exc).splitlines()[0]
+        raise TrainingError(f"storage {mask_url(storage_url)} cannot be written ({cause[:200]}); "
+                            "what was stored before is intact; free space or fix the database, then rerun") from None
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        raise TrainingError(f"cannot write {exc.filename or 'a checkpoint'}: {exc.strerror}; free space, then rerun "
+                            "(the study continues where it stopped)") from None
+
+
+def _worker_loop(study, storage, objective, config: Config, worker_index: int, max_trials: int | None,
+                 deadline: float | None) -> str:
     import keras
 
-    me = worker_name()
-    objective = Objective(config, data, study.user_attrs[attrs.SEARCH_SPACE], checkpoints_dir(study_name), me)
     deadline = math.inf if deadline is None else deadline
     done = failures = 0
     reason = "timeout"
@@ -284,7 +311,8 @@ def run_worker(
                 break
             with _intended_optuna_use():
                 trial = study.ask()
-            trial.set_user_attr(attrs.WORKER, me)
+            trial.set_user_attr(attrs.WORKER, objective.worker)
+            _beat_once(storage, trial)  # a worker killed before training starts is still detectable
             if _is_surplus(study, trial, status.total):
                 trial.set_user_attr(attrs.SURPLUS, True)
                 study.tell(trial, state=TrialState.FAIL)
@@ -319,6 +347,16 @@ def _run_trial(
     except KeyboardInterrupt:
         _requeue(study, trial)
         raise
+    except KeyError:
+        raise  # the storage lost a record: run_worker tells whether the study is gone
+    except optuna.exceptions.StorageInternalError:
+        raise  # nothing can be recorded; the trial is recovered by the next run
+    except OSError as exc:
+        if exc.errno in _DISK_ERRORS:
+            raise
+        log.exception("trial %d failed with %s", trial.number, trial.params)
+        study.tell(trial, state=TrialState.FAIL)
+        return TrialState.FAIL
     except Exception:
         log.exception("trial %d failed with %s", trial.number, trial.params)
         study.tell(trial, state=TrialState.FAIL)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import platform
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -127,8 +128,30 @@ def _existing_storage(storage_url: str) -> optuna.storages.BaseStorage | None:
     """The storage if its database exists already (None: the study will be the first)."""
     path = sqlite_path(storage_url)
     if path is not None and not path.exists():
+        _check_creatable(path.parent)  # fail now, not after the data and the range test
         return None
     return make_storage(storage_url, create=True)
+
+
+def _check_creatable(folder: Path) -> None:
+    """Raise StudyError unless ``folder`` exists or can be made; leaves nothing behind."""
+    missing = []
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StudyError(f"cannot create {folder}: {probe} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(f"cannot create {folder}: {exc.strerror}") from None
+    finally:
+        for created in missing:
+            try:
+                created.rmdir()
+            except OSError:
+                pass
 
 
 def _create(config: Config, storage_url: str) -> optuna.Study:
