@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _readme import update_section, write_json  # noqa: E402
+from _readme import RESULTS, update_section, write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "fashion-mnist-sample"
@@ -151,6 +151,18 @@ def _wins(values: list[float], baseline: list[float]) -> str:
     return f"{score:g}/{len(values)}"
 
 
+def previous_runs(name: str, arms: dict[str, list[str]], trials: int) -> list[dict]:
+    """Runs stored by an earlier invocation, for the arms whose overrides are unchanged."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return []
+    stored = json.loads(path.read_text())
+    if stored.get("trials") != trials:
+        raise SystemExit(f"{path}: holds runs of {stored.get('trials')} trials, not {trials}; drop --resume")
+    same = {arm for arm, overrides in stored.get("arms", {}).items() if arms.get(arm) == overrides}
+    return [r for r in stored["runs"] if r["arm"] in same]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=SAMPLE, help="folder of Fashion-MNIST IDX files")
@@ -161,27 +173,34 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra arm NAME:KEY=VALUE[,KEY=VALUE] (repeatable), run besides prior and baseline")
     parser.add_argument("--only", nargs="+", default=None, help="run only these arms")
     parser.add_argument("--name", default=NAME, help="name of the JSON file and README section")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs already in the JSON file and run only the missing (arm, seed) pairs")
     args = parser.parse_args(argv)
 
     arms = dict(DEFAULT_ARMS, **dict(args.arm))
     if args.only:
         arms = {k: v for k, v in arms.items() if k in args.only}
     checkpoints = [n for n in CHECKPOINTS if n <= args.trials]
-    runs = []
+    runs = previous_runs(args.name, arms, args.trials) if args.resume else []
+    done = {(r["arm"], r["seed"]) for r in runs}
     with tempfile.TemporaryDirectory(prefix="pvb-") as tmp:
         workdir = Path(tmp)
         config = workdir / "config.yaml"
         config.write_text(CONFIG_TEMPLATE.format(data=json.dumps(str(args.data.resolve()))))
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for arm, overrides in arms.items():
+                if (arm, seed) in done:
+                    continue
                 run = run_arm(workdir, config, arm, overrides, seed, args.trials)
                 runs.append(run)
                 print(f"seed {seed} {arm}: best@{checkpoints} = "
                       f"{[round(best_after(run['scores'], n), 4) for n in checkpoints]} "
                       f"(suggestion {run['suggestion']}, {run['seconds']:.0f}s)", flush=True)
+    runs = [r for r in runs if r["arm"] in arms]
     arm_names = list(arms)
-    markdown = table(runs, arm_names, checkpoints, args.seeds)
-    path = write_json(args.name, {"arms": arms, "seeds": args.seeds, "trials": args.trials, "runs": runs})
+    seeds = len({r["seed"] for r in runs})
+    markdown = table(runs, arm_names, checkpoints, seeds)
+    path = write_json(args.name, {"arms": arms, "seeds": seeds, "trials": args.trials, "runs": runs})
     update_section(args.name, markdown)
     print(markdown)
     print(f"wrote {path} and {Path(__file__).parent / 'README.md'}")

@@ -199,3 +199,32 @@ def test_range_test_is_reproducible(tiny_config, tiny_data):
     first = lr_finder.run_range_test(config, tiny_data, seed=5)
     second = lr_finder.run_range_test(config, tiny_data, seed=5)
     assert first.losses == pytest.approx(second.losses, rel=1e-5)
+
+
+def test_lr_find_command_writes_json_and_png(write_config, tmp_path, monkeypatch, capsys):
+    from sweep.cli import main
+
+    config = write_config(
+        "study: {name: tiny-lr}\n"
+        "data: {source: synthetic, limit: 400, validation_fraction: 0.2}\n"
+        "model: {filters: [8], dense_units: 32, dropout: 0.0}\n"
+        "train: {batch_size: 32}\n"
+        "lr_finder: {start_lr: 1.0e-5, end_lr: 1000.0, num_steps: 40, smoothing: 0.5, suggestion: minimum}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "lr-find", str(config)]) == 0
+    saved = json.loads((tmp_path / "results" / "tiny-lr" / "lr_finder.json").read_text())
+    assert saved["method"] == "minimum" and saved["suggestion"] == saved["suggestions"]["minimum"]
+    assert saved["lower"] <= saved["suggestion"] <= saved["upper"] and len(saved["lrs"]) == len(saved["losses"])
+    assert (tmp_path / "results" / "tiny-lr" / "lr_finder.png").read_bytes()[:4] == b"\x89PNG"
+    out = capsys.readouterr().out
+    assert f"suggested initial_lr {saved['suggestion']:.3g} (minimum)" in out
+
+
+def test_lr_find_command_refuses_a_bad_config(write_config, tmp_path, monkeypatch, capsys):
+    from sweep.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["lr-find", str(write_config("lr_finder: {suggestion: fastest}\n"))]) == 2
+    assert "lr_finder.suggestion" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
