@@ -1,0 +1,155 @@
+"""Orchestration overhead: ``sweep run`` of 10 fixed trials against a bare Keras script.
+
+Both arms train the same 10 configurations (enqueued parameters; pruner none, no range
+test) on the same arrays (the real sample, sweep's stratified split), the same CNN,
+batch size, epochs and schedules, one after the other in one process; the wall time
+of each arm includes its process start. The sweep arm's study is created and the
+trials enqueued with sweep's own code before the timer starts; what is timed is
+``sweep run CONFIG --storage sqlite:///... --no-report``. Arms alternate (ABAB...);
+the figure is the median over repeats of sweep/bare. Goal: at most 1.05.
+
+    python benchmarks/overhead.py [--quick] [--repeats 3] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import loadavg, machine, machine_line, median, publish, sweep_cmd, timed, write_config  # noqa: E402
+
+NAME = "overhead"
+TRIALS = [
+    {"initial_lr": 1e-3, "schedule": "constant", "warmup_fraction": 0.0},
+    {"initial_lr": 3e-3, "schedule": "cosine", "warmup_fraction": 0.1},
+    {"initial_lr": 3e-4, "schedule": "linear", "warmup_fraction": 0.0},
+    {"initial_lr": 1e-2, "schedule": "exponential", "warmup_fraction": 0.05, "decay_rate": 0.7, "decay_steps": 200},
+    {"initial_lr": 2e-3, "schedule": "step", "warmup_fraction": 0.0, "decay_rate": 0.5, "decay_steps": 100},
+    {"initial_lr": 1e-4, "schedule": "constant", "warmup_fraction": 0.2},
+    {"initial_lr": 5e-3, "schedule": "cosine", "warmup_fraction": 0.0},
+    {"initial_lr": 7e-4, "schedule": "exponential", "warmup_fraction": 0.0, "decay_rate": 0.9, "decay_steps": 1000},
+    {"initial_lr": 3e-2, "schedule": "linear", "warmup_fraction": 0.3},
+    {"initial_lr": 1.5e-3, "schedule": "step", "warmup_fraction": 0.1, "decay_rate": 0.8, "decay_steps": 50},
+]
+
+
+def bare_keras(config_path: str, trials_json: str) -> None:
+    """The bare arm: a plain Keras loop over the configurations (run in a child process)."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from sweep.config import load_config
+    from sweep.data import load_dataset
+    from sweep.model import build_model, compile_model
+    from sweep.params import TrialParams
+    from sweep.schedules import build_schedule
+    from sweep.trainer import total_steps
+
+    cfg = load_config(config_path, [])
+    data = load_dataset(cfg.data, cfg.study.seed)
+    steps = total_steps(data.num_train, cfg.train.batch_size, cfg.train.epochs)
+    for number, params in enumerate(json.loads(trials_json)):
+        keras.utils.set_random_seed(number)
+        model = compile_model(build_model(cfg.model), build_schedule(TrialParams(**params), steps))
+        model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=cfg.train.epochs,
+                  batch_size=cfg.train.batch_size, shuffle=True, verbose=0)
+        keras.backend.clear_session()
+
+
+def prepare_study(config: Path, storage: str, trials: list[dict]) -> None:
+    """Create the study with sweep's code and enqueue the fixed trials (not timed)."""
+    import optuna
+
+    from sweep.config import load_config
+    from sweep.study_setup import open_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(load_config(config, []), storage, n_trials=len(trials))
+    for params in trials:
+        study.enqueue_trial(params)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 trials, 1 epoch, 1 repeat: checks the harness")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--bare", nargs=2, metavar=("CONFIG", "TRIALS_JSON"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.bare:
+        bare_keras(*args.bare)
+        return 0
+    trials = TRIALS[:2] if args.quick else TRIALS
+    epochs, repeats = (1, 1) if args.quick else (args.epochs, args.repeats)
+    start_load = loadavg()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
+        work = Path(tmp)
+        for rep in range(repeats):
+            name = f"overhead-{rep}"
+            config = write_config(work / f"{name}.yaml", name, n_trials=len(trials), epochs=epochs, pruner="none")
+            storage = f"sqlite:///{work / name}.db"
+            prepare_study(config, storage, trials)
+            # Alternate which arm goes first, so a drift in the machine's load hits both.
+            order = ["sweep", "bare"] if rep % 2 == 0 else ["bare", "sweep"]
+            times = {}
+            for arm in order:
+                if arm == "sweep":
+                    times[arm] = timed(sweep_cmd("run", config, "--storage", storage, "--no-report"), cwd=work)
+                else:
+                    cmd = [sys.executable, str(Path(__file__).resolve()), "--bare", str(config), json.dumps(trials)]
+                    times[arm] = timed(cmd, cwd=work)
+            _check_all_complete(storage, name, len(trials))
+            runs.append({"repeat": rep, "order": order, "load": loadavg(), **times, "ratio": times["sweep"] / times["bare"]})
+            print(f"repeat {rep}: sweep {times['sweep']:.1f}s, bare {times['bare']:.1f}s, "
+                  f"ratio {runs[-1]['ratio']:.3f} (load {runs[-1]['load'][0]})", flush=True)
+    info = machine(start_load)
+    summary = {"sweep_s": median([r["sweep"] for r in runs]), "bare_s": median([r["bare"] for r in runs]),
+               "ratio": median([r["ratio"] for r in runs])}
+    payload = {"trials": len(trials), "epochs": epochs, "batch_size": 64, "quick": args.quick, "params": trials,
+               "runs": runs, "median": summary, "goal": 1.05, "machine": info}
+    publish(NAME, payload, _table, args.quick, summary)
+    return 0
+
+
+def _check_all_complete(storage: str, name: str, n: int) -> None:
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=storage)
+    states = [t.state.name for t in study.trials]
+    if states.count("COMPLETE") != n:
+        raise RuntimeError(f"expected {n} complete trials in {name}, got {states}")
+
+
+def _table(p: dict) -> str:
+    lines = [
+        "## Orchestration overhead (`benchmarks/overhead.py`)",
+        "",
+        f"`sweep run` of {p['trials']} enqueued trials against a bare Keras script training the same "
+        f"{p['trials']} configurations (same arrays, CNN, batch {p['batch_size']}, {p['epochs']} epochs, schedules, "
+        "validation each epoch), real sample, pruner none, no range test. Wall time per arm including process "
+        "start; arms alternate; the study is created and the trials enqueued before the timer starts.",
+        f"Command: `python benchmarks/overhead.py`. {machine_line(p['machine'])}",
+        "",
+        "| repeat | first | sweep s | bare Keras s | sweep / bare |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for r in p["runs"]:
+        lines.append(f"| {r['repeat']} | {r['order'][0]} | {r['sweep']:.1f} | {r['bare']:.1f} | {r['ratio']:.3f} |")
+    m = p["median"]
+    verdict = "meets" if m["ratio"] <= p["goal"] else "misses"
+    lines.append(f"| **median** | | {m['sweep_s']:.1f} | {m['bare_s']:.1f} | **{m['ratio']:.3f}** |")
+    lines += ["", f"Goal: at most {p['goal']}; the median {verdict} it "
+              f"({(m['sweep_s'] - m['bare_s']) / p['trials']:+.2f} s per trial)."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
