@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from sweep.config import validate_study_name
 from sweep.errors import ConfigError, StudyError
 from sweep.storage_url import mask_secrets, mask_url
 
-__all__ = ["default_storage_url", "load_study", "make_storage", "mask_secrets", "mask_url",
+__all__ = ["check_study_database", "default_storage_url", "load_study", "make_storage", "mask_secrets", "mask_url",
            "resolve_storage_url", "sqlite_path", "study_names"]
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,10 @@ def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks
     """An ``RDBStorage`` for ``url``.
 
     ``create=False`` refuses to create a missing SQLite file (an unknown study must
-    not leave an empty database behind). SQLite gets WAL, so readers never block the
-    writer, and a long busy timeout, so several worker processes can write.
+    not leave an empty database behind) or to add Optuna's tables to a file that lacks
+    them; in-memory SQLite is refused (no other process could see it). SQLite gets
+    WAL, so readers never block the writer, and a long busy timeout, so several worker
+    processes can write.
     ``heartbeat`` turns on Optuna's heartbeat, which fails (and through
     ``heartbeat_stale_trial_callback`` retries) trials whose process died.
 
@@ -88,6 +91,11 @@ def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks
     parsed = make_url(url)
     server = parsed.get_backend_name() != "sqlite"
     engine_kwargs: dict[str, Any] = _server_engine_kwargs(parsed) if server else {}
+    if path is None and not server:
+        # Each connection to an in-memory database gets its own, empty one: the workers
+        # and every later command would find no study (a KeyError deep in Optuna).
+        raise StudyError(f"storage {mask_url(url)!r}: an in-memory SQLite database cannot be shared by workers or "
+                         "resumed; give a file, e.g. sqlite:///studies/NAME.db")
     if path is not None:
         if not path.exists():
             if not create:
@@ -96,6 +104,8 @@ def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StudyError(f"cannot create {path.parent}: {exc.strerror}") from None
+        elif not create:
+            check_study_database(path)
         _enable_wal(path)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     heartbeat_kwargs: dict[str, Any] = {}
@@ -205,13 +215,43 @@ def _sqlite_setup_lock(path: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def check_study_database(path: Path) -> None:
+    """Raise StudyError unless the SQLite file ``path`` holds Optuna's tables; only reads it.
+
+    Optuna creates its tables in any database it opens, and WAL changes the file's
+    header: without this, ``sweep status`` would rewrite a stray ``studies/x.db`` (or
+    an empty file) and ``--storage sqlite:///their.db`` someone else's database.
+    """
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                     timeout=SQLITE_BUSY_TIMEOUT_S)) as conn:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StudyError(f"{path}: not a usable SQLite database ({exc}){_sqlite_hint(path)}") from None
+    if found is None:
+        raise StudyError(f"{path}: holds no Optuna studies (a database sweep did not make); left unchanged")
+
+
+def _sqlite_hint(path: Path) -> str:
+    # SQLite says "unable to open database file" or "disk I/O error" for both causes.
+    folder = path.parent
+    if not os.access(folder, os.W_OK):
+        return f"; its folder {folder} is read-only, and SQLite writes {path.name}-wal and -shm beside it"
+    try:
+        if shutil.disk_usage(folder).free < 1 << 20:
+            return f"; the disk holding {folder} is full"
+    except OSError:
+        pass
+    return ""
+
+
 def _enable_wal(path: Path) -> None:
     # WAL is a property of the database file: set once, every later connection uses it.
     try:
         with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.DatabaseError as exc:
-        raise StudyError(f"{path}: not a usable SQLite database ({exc})") from None
+        raise StudyError(f"{path}: not a usable SQLite database ({exc}){_sqlite_hint(path)}") from None
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
