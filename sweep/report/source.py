@@ -15,7 +15,8 @@ import optuna
 
 from sweep.config import validate_study_name
 from sweep.errors import StudyError
-from sweep.storage import SQLITE_BUSY_TIMEOUT_S, load_study, mask_url, resolve_storage_url, sqlite_path, study_names
+from sweep.storage import (SQLITE_BUSY_TIMEOUT_S, check_study_database, load_study, mask_url, resolve_storage_url,
+                           sqlite_path, study_names)
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -43,6 +44,7 @@ def open_study_for_reading(name: str, url: str | None = None) -> tuple[optuna.St
         return load_study(name, url), url
     if not path.is_file():
         raise StudyError(f"no study database at {path}; run 'sweep run CONFIG' first or pass --storage")
+    check_study_database(path)
     try:
         storage = optuna.storages.RDBStorage(
             url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}, skip_table_creation=True
