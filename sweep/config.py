@@ -20,6 +20,7 @@ SCHEDULES = ("constant", "exponential", "step", "cosine", "linear")
 DECAY_SCHEDULES = ("exponential", "step")
 PARAMS_KEY = "params"  # best_config.yaml: trial parameters beside the config sections
 STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+MAX_INITIAL_LR = 1e3  # beyond any useful LR; TrialParams refuses more, so the search range must too
 
 ScheduleName = Literal["constant", "exponential", "step", "cosine", "linear"]
 
@@ -135,6 +136,13 @@ class SearchConfig(_Section):
             raise ValueError(f"schedules must not repeat, got {value}")
         return value
 
+    @field_validator("initial_lr")
+    @classmethod
+    def _initial_lr_trainable(cls, value: PositiveFloatRange) -> PositiveFloatRange:
+        if value.high > MAX_INITIAL_LR:
+            raise ValueError(f"initial_lr.high must be at most {MAX_INITIAL_LR:g}, got {value.high:g}")
+        return value
+
     @field_validator("decay_rate")
     @classmethod
     def _decay_rate_in_unit_interval(cls, value: FloatRange) -> FloatRange:
@@ -230,6 +238,8 @@ def parse_yaml(text: str, source: str) -> Any:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"{source}: invalid YAML: nested too deeply; expected a config of a few levels") from None
 
 
 # --- overrides --------------------------------------------------------------------------
