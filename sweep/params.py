@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sweep.config import DECAY_SCHEDULES, ScheduleName
+from sweep.config import DECAY_SCHEDULES, MAX_INITIAL_LR, ScheduleName
 from sweep.errors import ConfigError
 
 
@@ -21,7 +21,7 @@ class TrialParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
-    initial_lr: float = Field(gt=0, le=1e3)
+    initial_lr: float = Field(gt=0, le=MAX_INITIAL_LR)
     schedule: ScheduleName = "constant"
     warmup_fraction: float = Field(default=0.0, ge=0, lt=1)
     decay_rate: float | None = Field(default=None, gt=0, le=1)
