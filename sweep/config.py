@@ -20,6 +20,8 @@ SCHEDULES = ("constant", "exponential", "step", "cosine", "linear")
 DECAY_SCHEDULES = ("exponential", "step")
 PARAMS_KEY = "params"  # best_config.yaml: trial parameters beside the config sections
 STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+MAX_TRIALS = 1_000_000  # a study's budget; also bounds --n-trials
+MAX_WORKERS = 64  # worker processes on one machine; also bounds --workers
 MAX_INITIAL_LR = 1e3  # beyond any useful LR; TrialParams refuses more, so the search range must too
 
 ScheduleName = Literal["constant", "exponential", "step", "cosine", "linear"]
@@ -71,14 +73,14 @@ class IntRange(_Section):
 class StudyConfig(_Section):
     name: str = "sweep"
     storage: str | None = None
-    n_trials: int = Field(default=40, ge=1, le=1_000_000)
+    n_trials: int = Field(default=40, ge=1, le=MAX_TRIALS)
     timeout_s: float | None = Field(default=None, gt=0)
     metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
     objective: Literal["best", "last"] = "best"
     seed: int = Field(default=0, ge=0, lt=2**31)
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
-    workers: int = Field(default=1, ge=1, le=64)
+    workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
 
     @field_validator("name")
     @classmethod
