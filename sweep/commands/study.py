@@ -10,6 +10,8 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sweep.commands import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, command, config_arguments, import_keras_quietly
@@ -21,14 +23,26 @@ RECYCLE_AFTER_TRIALS = int(os.environ.get("SWEEP_RECYCLE_AFTER_TRIALS", "50"))
 EXIT_RECYCLE = 75  # a worker that stopped to be replaced, not because the study is done
 
 
-def _positive_int(text: str) -> int:
+def _positive_int(text: str, maximum: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+        value = 0
+    if not 1 <= value <= maximum:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {maximum}, got {text!r}")
     return value
+
+
+def _workers(text: str) -> int:
+    from sweep.config import MAX_WORKERS  # the same bound as study.workers (100000 would start 100000 processes)
+
+    return _positive_int(text, MAX_WORKERS)
+
+
+def _n_trials(text: str) -> int:
+    from sweep.config import MAX_TRIALS
+
+    return _positive_int(text, MAX_TRIALS)
 
 
 def _storage_argument(parser: argparse.ArgumentParser) -> None:
@@ -38,9 +52,9 @@ def _storage_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=_positive_int, metavar="N", default=None,
+    parser.add_argument("--workers", type=_workers, metavar="N", default=None,
                         help="worker processes training trials in parallel (default: study.workers)")
-    parser.add_argument("--n-trials", type=_positive_int, metavar="N", default=None,
+    parser.add_argument("--n-trials", type=_n_trials, metavar="N", default=None,
                         help="set the study-wide budget of finished trials (default: study.n_trials)")
     parser.add_argument("--no-report", action="store_true", help="do not write results/NAME/ at the end")
 
@@ -74,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
         import_keras_quietly()  # the range test may run when the study is created
     from sweep.study_setup import open_study
 
-    study = open_study(config, url, force=args.force, n_trials=args.n_trials)
+    with _storage_faults(url):
+        study = open_study(config, url, force=args.force, n_trials=args.n_trials)
     return _drive(study, config, url, args)
 
 
@@ -90,11 +105,30 @@ def _resume(args: argparse.Namespace) -> int:
         if key not in MUTABLE_FIELDS - {"study.n_trials", "study.storage"}:
             raise ConfigError(f"--set {item!r}: resume can only change data.path, study.workers or study.timeout_s "
                               "(the rest is fixed by the study; use --n-trials for the budget)")
-    study, stored = reopen_study(args.name, args.storage, n_trials=args.n_trials)
-    config = config_from_dict(apply_overrides(stored.to_dict(), args.set, "--set"), "--set")
     from sweep.storage import resolve_storage_url
 
-    return _drive(study, config, resolve_storage_url(args.name, args.storage), args)
+    url = resolve_storage_url(args.name, args.storage)
+    with _storage_faults(url):
+        study, stored = reopen_study(args.name, args.storage, n_trials=args.n_trials)
+    config = config_from_dict(apply_overrides(stored.to_dict(), args.set, "--set"), "--set")
+    return _drive(study, config, url, args)
+
+
+@contextmanager
+def _storage_faults(url: str) -> Iterator[None]:
+    """A storage that refuses the study's first writes (a read-only folder or database user,
+    a full disk) is one line and exit 1, as it is once the workers run (orchestrator)."""
+    import optuna
+
+    from sweep.errors import TrainingError
+    from sweep.storage import mask_secrets, mask_url
+
+    try:
+        yield
+    except optuna.exceptions.StorageInternalError as exc:
+        cause = mask_secrets(str(exc.__cause__ or exc).splitlines()[0], url)
+        raise TrainingError(f"storage {mask_url(url)} cannot be written ({cause[:200]}); "
+                            "what was stored before is intact") from None
 
 
 def _quiet_optuna() -> None:
