@@ -11,13 +11,14 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
 
-from sweep.errors import ConfigError
+from sweep.errors import ConfigError, TrainingError
 from sweep.report import compare, stats
 from sweep.report.data import CSV_COLUMNS, ReportData, collect
 from sweep.report.figures import FIGURE_NAMES, Image, draw_all
@@ -137,8 +138,14 @@ def _write_or_remove(path: Path, content: str | None) -> None:
 
 def _write(path: Path, content: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(content, str):
-        tmp.write_text(content, encoding="utf-8")
-    else:
-        tmp.write_bytes(content)
-    os.replace(tmp, path)
+    try:
+        if isinstance(content, str):
+            tmp.write_text(content, encoding="utf-8")
+        else:
+            tmp.write_bytes(content)
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a read-only folder: the older file, if any, stays whole
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise TrainingError(f"cannot write {path}: {exc.strerror}; the study is intact, "
+                            "free space and run 'sweep report' again") from None
