@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -72,6 +73,23 @@ def import_keras_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+@contextmanager
+def storage_faults(url: str) -> Iterator[None]:
+    """A storage that refuses a command's writes (a read-only folder or database user, a full
+    disk) is one line and exit 1, as it is once the workers run (orchestrator)."""
+    import optuna
+
+    from sweep.errors import TrainingError
+    from sweep.storage import mask_secrets, mask_url
+
+    try:
+        yield
+    except optuna.exceptions.StorageInternalError as exc:
+        cause = mask_secrets(str(exc.__cause__ or exc).splitlines()[0], url)
+        raise TrainingError(f"storage {mask_url(url)} cannot be written ({cause[:200]}); "
+                            "what was stored before is intact") from None
 
 
 # Registration order is the order in `sweep --help`.
