@@ -10,11 +10,10 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from sweep.commands import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, command, config_arguments, import_keras_quietly
+from sweep.commands import (EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, command, config_arguments, import_keras_quietly,
+                            storage_faults)
 
 RESULTS_DIR = Path("results")
 # Keras leaks about 15 MB per model even with clear_session (GUIDE §4): a worker process
@@ -88,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         import_keras_quietly()  # the range test may run when the study is created
     from sweep.study_setup import open_study
 
-    with _storage_faults(url):
+    with storage_faults(url):
         study = open_study(config, url, force=args.force, n_trials=args.n_trials)
     return _drive(study, config, url, args)
 
@@ -108,27 +107,10 @@ def _resume(args: argparse.Namespace) -> int:
     from sweep.storage import resolve_storage_url
 
     url = resolve_storage_url(args.name, args.storage)
-    with _storage_faults(url):
+    with storage_faults(url):
         study, stored = reopen_study(args.name, args.storage, n_trials=args.n_trials)
     config = config_from_dict(apply_overrides(stored.to_dict(), args.set, "--set"), "--set")
     return _drive(study, config, url, args)
-
-
-@contextmanager
-def _storage_faults(url: str) -> Iterator[None]:
-    """A storage that refuses the study's first writes (a read-only folder or database user,
-    a full disk) is one line and exit 1, as it is once the workers run (orchestrator)."""
-    import optuna
-
-    from sweep.errors import TrainingError
-    from sweep.storage import mask_secrets, mask_url
-
-    try:
-        yield
-    except optuna.exceptions.StorageInternalError as exc:
-        cause = mask_secrets(str(exc.__cause__ or exc).splitlines()[0], url)
-        raise TrainingError(f"storage {mask_url(url)} cannot be written ({cause[:200]}); "
-                            "what was stored before is intact") from None
 
 
 def _quiet_optuna() -> None:
