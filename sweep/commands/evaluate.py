@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sweep.commands import EXIT_OK, command, import_keras_quietly
+from sweep.commands import EXIT_OK, command, import_keras_quietly, storage_faults
 from sweep.errors import ConfigError
 
 
@@ -43,7 +43,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"trial #{result.trial} ({params}): test accuracy {result.test_accuracy:.4f}, "
               f"test loss {result.test_loss:.4f} ({result.seconds:.1f}s)", flush=True)
 
-    results = evaluate_study(study, args.top, on_result=show)
+    from sweep.storage import resolve_storage_url
+
+    with storage_faults(resolve_storage_url(name, url or args.storage)):  # results are stored in the study
+        results = evaluate_study(study, args.top, on_result=show)
     best = max(results, key=lambda r: r.test_accuracy)
     print(f"stored in the study; 'sweep report {name}' shows them")
     print(f"best test accuracy {best.test_accuracy:.4f} (trial #{best.trial})")
