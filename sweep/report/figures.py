@@ -249,7 +249,10 @@ def draw_intermediate(data: ReportData) -> Figure | None:
         if number not in states.index:
             continue
         state, reason = states.loc[number]
-        kind = reason if state == "PRUNED" else state if state == "COMPLETE" else "other"
+        if state == "PRUNED":  # a reason written by another client or version counts as pruned
+            kind = reason if reason in ends else "pruned"
+        else:
+            kind = state if state == "COMPLETE" else "other"
         finite = np.isfinite(values)
         if finite.any():
             groups[kind].append(np.column_stack([epochs[finite], values[finite]]))
