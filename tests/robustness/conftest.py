@@ -1,7 +1,15 @@
 """Shared checks for the robustness suite: every bad input is one clear line, exit 2,
 no traceback, and nothing created or changed on disk."""
 
+import contextlib
 import hashlib
+import io
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,9 +26,24 @@ lr_finder: {enabled: false}
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every file under root with a hash of its bytes (what "nothing harmed" compares)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+    """Every file under root with a fingerprint of its content (what "nothing harmed" compares)."""
+    return {str(p.relative_to(root)): fingerprint(p)
             for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(("-shm", "-wal"))}
+
+
+def fingerprint(path: Path) -> str:
+    """A hash of a SQLite database's rows and schema (its WAL included), else of the file's bytes.
+
+    A WAL database's bytes change when any reader checkpoints it, its rows do not: rows
+    are what must survive a fault.
+    """
+    if path.suffix == ".db":
+        try:
+            with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+                return "rows:" + hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
+        except sqlite3.DatabaseError:
+            pass  # not a database (a corrupt-file case): its bytes must not change either
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class CLI:
@@ -57,3 +80,94 @@ def cli(tmp_path, monkeypatch, capsys) -> CLI:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny.yaml").write_text(TINY)
     return CLI(tmp_path, capsys)
+
+
+# --- a real study, and what a fault must leave as it was ----------------------------------
+
+_ROWS = """
+SELECT s.study_name, t.number, t.state, v.value,
+       (SELECT group_concat(p.param_name || '=' || p.param_value, ',') FROM trial_params p
+        WHERE p.trial_id = t.trial_id ORDER BY p.param_name)
+FROM trials t JOIN studies s USING (study_id) LEFT JOIN trial_values v USING (trial_id)
+ORDER BY s.study_name, t.number
+"""
+
+
+def study_rows(db: Path) -> list[tuple]:
+    """(study, trial number, state, value, params) of every trial in a SQLite file, read-only."""
+    with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        return conn.execute(_ROWS).fetchall()
+
+
+@pytest.fixture(scope="session")
+def made_study(tmp_path_factory) -> Path:
+    """A folder holding tiny.yaml and studies/tiny.db: a real 2-trial study made by ``sweep run``
+    (once per session; tests copy it). Its WAL is checkpointed, so the .db file is complete."""
+    root = tmp_path_factory.mktemp("made")
+    (root / "tiny.yaml").write_text(TINY)
+    here = os.getcwd()
+    os.chdir(root)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+            code = main(["run", "tiny.yaml", "--no-report"])
+        assert code == 0, err.getvalue()[-2000:]
+    finally:
+        os.chdir(here)
+    db = root / "studies" / "tiny.db"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert [row[2] for row in study_rows(db)] == ["COMPLETE", "COMPLETE"]
+    return root
+
+
+def copy_study(made: Path, root: Path) -> Path:
+    """The made study's config and database copied into root; returns the database."""
+    shutil.copy(made / "tiny.yaml", root / "tiny.yaml")
+    (root / "studies").mkdir(exist_ok=True)
+    return Path(shutil.copy(made / "studies" / "tiny.db", root / "studies" / "tiny.db"))
+
+
+def _sh(*argv: object) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True)
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """``folder`` bind-mounted read-only over itself.
+
+    Tests run as root, whom neither chmod nor a 0o555 folder stops; a read-only mount
+    (EROFS) stops root too. Skips where mounting is not permitted (an unprivileged container).
+    """
+    mounted = _sh("mount", "--bind", folder, folder)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {mounted.stderr.strip()}")
+    try:
+        remounted = _sh("mount", "-o", "remount,ro,bind", folder)
+        if remounted.returncode != 0:
+            pytest.skip(f"cannot remount read-only here: {remounted.stderr.strip()}")
+        yield
+    finally:
+        _sh("umount", "-l", folder)
+
+
+@contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[None]:
+    """A tmpfs of ``size`` mounted on ``folder`` (skips where mounting is not permitted)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = _sh("mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", folder)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield
+    finally:
+        _sh("umount", "-l", folder)
+
+
+def fill(folder: Path) -> None:
+    """Write zeros into folder/filler until the disk is full."""
+    with open(folder / "filler", "wb", buffering=0) as out:
+        try:
+            while out.write(b"\0" * 4096):
+                pass
+        except OSError:
+            pass

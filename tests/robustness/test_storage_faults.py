@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,15 +13,15 @@ from optuna.trial import TrialState
 
 from sweep.storage import make_storage
 from tests.conftest import ROOT
-from tests.robustness.conftest import snapshot
+from tests.robustness.conftest import copy_study, fill, read_only, small_disk, snapshot, study_rows
 
 SECRET = "hunter2-Secret"
 
 
-def _study_with_trials(root, name="tiny", n=3):
+def _study_with_trials(root, name="tiny", n=3, db=None):
     (root / "studies").mkdir(exist_ok=True)
-    study = optuna.create_study(study_name=name, storage=make_storage(f"sqlite:///studies/{name}.db", create=True),
-                                direction="maximize")
+    url = f"sqlite:///{root}/studies/{db or name}.db"
+    study = optuna.create_study(study_name=name, storage=make_storage(url, create=True), direction="maximize")
     for value in range(n):
         study.add_trial(optuna.trial.create_trial(value=value / 10, params={"x": 0.5},
                                                   distributions={"x": optuna.distributions.FloatDistribution(0, 1)}))
@@ -33,6 +34,8 @@ def _study_with_trials(root, name="tiny", n=3):
     f"mysql://sweep:{SECRET}@127.0.0.1:1/sweeps",                     # driver not installed
     "sqlite:////proc/no/such/dir/x.db",
     "nosuchdialect://x",
+    "sqlite://",                                                      # in-memory: no other process sees it
+    "sqlite:///:memory:",
 ])
 def test_unusable_storage_urls(cli, url):
     for argv in (["run", "tiny.yaml", "--storage", url], ["status", "--storage", url],
@@ -78,6 +81,8 @@ def test_a_study_deleted_while_a_worker_runs(tmp_path):
                       "data: {source: synthetic, limit: 900, validation_fraction: 0.2}\n"
                       "model: {filters: [8], dense_units: 32, dropout: 0.0}\n"
                       "train: {epochs: 4, batch_size: 32}\nlr_finder: {enabled: false}\n")
+    _study_with_trials(tmp_path, name="keep", db="d")  # another study in the same file: must be left as it was
+    keep_rows = study_rows(tmp_path / "studies" / "d.db")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.Popen([sys.executable, "-m", "sweep", "run", "d.yaml", "--no-report"], cwd=tmp_path, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -98,6 +103,7 @@ def test_a_study_deleted_while_a_worker_runs(tmp_path):
     assert run.returncode == 1, output
     assert "Traceback" not in output
     assert "was deleted while this worker ran" in output.strip().splitlines()[-1]
+    assert study_rows(tmp_path / "studies" / "d.db") == keep_rows
 
 
 @pytest.mark.slow
@@ -119,3 +125,97 @@ def test_a_full_disk_fails_clearly_and_keeps_what_was_stored(cli, tmp_path):
     finally:
         os.chdir(tmp_path)
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+# --- files that are not sweep databases: a read must never change them ------------------
+
+
+def test_databases_sweep_did_not_make_are_refused_and_left_byte_for_byte(cli):
+    studies = cli.root / "studies"
+    studies.mkdir()
+    with sqlite3.connect(studies / "theirs.db") as conn:  # someone's own SQLite file
+        conn.execute("CREATE TABLE notes (text)")
+        conn.execute("INSERT INTO notes VALUES ('mine')")
+    (studies / "empty.db").write_bytes(b"")
+    (cli.root / "other.db").write_bytes((studies / "theirs.db").read_bytes())
+    before = {p: p.read_bytes() for p in (studies / "theirs.db", studies / "empty.db", cli.root / "other.db")}
+    for argv in (["status"], ["status", "theirs"], ["resume", "theirs"], ["report", "theirs"], ["evaluate", "theirs"],
+                 ["resume", "empty"], ["report", "empty"],
+                 ["status", "--storage", "sqlite:///other.db"], ["status", "x", "--storage", "sqlite:///other.db"],
+                 ["resume", "x", "--storage", "sqlite:///other.db"], ["report", "x", "--storage", "sqlite:///other.db"]):
+        cli.assert_clear_error(*argv, expect="no Optuna studies")
+    # Byte for byte: WAL or Optuna's tables would change the header, not just the rows.
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in studies.iterdir()) == ["empty.db", "theirs.db"]
+
+
+# --- a read-only studies/ folder ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("wal", [False, True], ids=["closed", "open-elsewhere"])
+def test_a_read_only_studies_folder(cli, made_study, wal):
+    """Writes fail in one line; reads work where SQLite can read (its -shm exists); rows unchanged.
+
+    "open-elsewhere": another process has the database open, so its -wal and -shm files
+    exist and SQLite opens it; "closed": they do not, and a read-only folder cannot hold them.
+    """
+    db = copy_study(made_study, cli.root)
+    rows = study_rows(db)
+    for side in (db.with_name("tiny.db-wal"), db.with_name("tiny.db-shm")):  # left by the read-only read above
+        assert not side.exists() or side.name.endswith("-shm") or side.stat().st_size == 0
+        side.unlink(missing_ok=True)
+    holder = sqlite3.connect(db) if wal else None
+    if holder is not None:
+        holder.execute("SELECT count(*) FROM trials").fetchall()  # creates -wal and -shm
+    try:
+        with read_only(db.parent):
+            if wal:
+                for argv in (["run", "tiny.yaml", "--n-trials", "4"], ["resume", "tiny", "--n-trials", "4"]):
+                    cli.assert_clear_error(*argv, expect="attempt to write a readonly database", code=1)
+                code, out, err = cli("status", "tiny")
+                assert code == 0 and "2/2 trials finished" in out, err
+                code, out, err = cli("report", "tiny")  # results/ is writable
+                assert code == 0 and (cli.root / "results" / "tiny" / "index.html").is_file(), err
+            else:
+                for argv in (["run", "tiny.yaml", "--n-trials", "4"], ["resume", "tiny", "--n-trials", "4"],
+                             ["status"], ["status", "tiny"], ["report", "tiny"]):
+                    cli.assert_clear_error(*argv, expect="is read-only")
+    finally:
+        if holder is not None:
+            holder.close()
+    assert study_rows(db) == rows
+
+
+# --- a full disk --------------------------------------------------------------------------
+
+
+def test_a_report_onto_a_full_disk(cli, made_study):
+    db = copy_study(made_study, cli.root)
+    rows = study_rows(db)
+    disk = cli.root / "disk"
+    with small_disk(disk, "256k"):
+        fill(disk)
+        cli.assert_clear_error("report", "tiny", "--out", disk / "report", expect="No space left on device", code=1)
+        assert not list(disk.rglob(".*.tmp")), "a temporary file was left behind"
+    assert study_rows(db) == rows
+
+
+@pytest.mark.slow
+def test_a_study_on_a_full_disk_keeps_its_trials(cli, made_study):
+    """resume on a full disk: an error of one line or (SQLite reusing its WAL) success; the
+    stored trials as they were either way."""
+    disk = cli.root / "disk"
+    with small_disk(disk, "1m"):
+        db = copy_study(made_study, disk)
+        rows = study_rows(db)
+        fill(disk)
+        os.chdir(disk)
+        try:
+            code, out, err = cli("resume", "tiny", "--n-trials", "4", "--no-report")
+        finally:
+            os.chdir(cli.root)
+        assert "Traceback" not in err + out
+        if code != 0:
+            lines = [line for line in err.splitlines() if line.startswith("sweep: error: ")]
+            assert code in (1, 2) and len(lines) == 1 and err.strip().splitlines()[-1] == lines[0], err[-2000:]
+        assert study_rows(db)[:len(rows)] == rows
