@@ -1,12 +1,16 @@
 """Malformed configs and command lines: exit 2, one clear line, nothing written."""
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import ROOT
 from tests.robustness.conftest import TINY
 
 BASE = yaml.safe_load(TINY)
@@ -63,10 +67,28 @@ BAD_CONFIGS = [
     ("- just\n- a list\n", "mapping"),
     ("!!python/object/apply:os.system ['touch pwned']\n", ""),                # no object construction
     ("study: !!python/name:os.system {}\n", ""),
+    ("[" * 10_000 + "]" * 10_000 + "\n", "nested too deeply"),                # RecursionError in PyYAML
+    ("search: {initial_lr: {low: 1.0e-3, high: 1.0e+300}}\n", "initial_lr"),  # above what a trial accepts
+    ("search: {initial_lr: {low: 1.0e-300, high: 1.0e+300}}\n", "initial_lr"),
+    ("train: {epochs: 1.0e+400}\n", "epochs"),                                # overflows to inf
+    ("study: {name: 2020-01-01}\n", "name"),                                  # YAML reads a date
+    ("study: {name: \"a\\0b\"}\n", "name"),                                    # a NUL byte
+    ("study: {n_trials: true}\n", "n_trials"),                                # a bool is not a number
+    ("study: {timeout_s: -1}\n", "timeout_s"),
+    ("study: {timeout_s: .inf}\n", "timeout_s"),
+    ("study: {workers: 100000}\n", "workers"),
+    ("study: null\n", "study"),
+    ("data: {limit: 5}\n", "limit"),
+    ("model: {filters: [4, 4, 4, 4, 4, 4, 4, 4]}\n", "filters"),
+    ("model: {dense_units: 100000000000}\n", "dense_units"),
+    ("lr_finder: {num_steps: 10000000000}\n", "num_steps"),
+    ("base: &b {name: x}\nstudy: {<<: *b}\n", "merge"),                         # YAML merge keys are not read
+    ("study:\n\tname: x\n", "yaml"),                                           # a tab for indentation
 ]
 
 
-@pytest.mark.parametrize("text, expect", BAD_CONFIGS)
+@pytest.mark.parametrize("text, expect", BAD_CONFIGS,
+                         ids=[f"{i:02d}-{expect or 'tag'}" for i, (_, expect) in enumerate(BAD_CONFIGS)])
 def test_bad_config_files(cli, text, expect):
     (cli.root / "bad.yaml").write_text(text)
     cli.assert_clear_error("run", "bad.yaml", expect=expect)
@@ -78,9 +100,16 @@ def test_non_utf8_bytes(cli):
     cli.assert_clear_error("run", "bad.yaml", expect="UTF-8")
 
 
+def test_utf16_text(cli):
+    (cli.root / "bad.yaml").write_bytes("study: {name: x}\n".encode("utf-16"))
+    cli.assert_clear_error("run", "bad.yaml", expect="UTF-8")
+
+
 def test_a_directory_instead_of_a_file(cli):
     (cli.root / "adir.yaml").mkdir()
     cli.assert_clear_error("run", "adir.yaml", expect="not a file")
+    cli.assert_clear_error("run", "/", expect="not a file")
+    cli.assert_clear_error("run", "/dev/null", expect="not a file")
 
 
 def test_a_missing_file(cli):
@@ -113,6 +142,24 @@ BAD_COMMAND_LINES = [
     (["train", "tiny.yaml", "--params", '{"initial_lr": 0.1, "schedule": "step"}'], "decay"),
     (["lr-find", "tiny.yaml", "--set", "lr_finder.num_steps=-5"], "num_steps"),
     (["run", "tiny.yaml", "--storage", "notaurl"], "notaurl"),
+    (["run", "tiny.yaml", "--workers", "100000"], "--workers"),          # would start 100000 processes
+    (["resume", "tiny", "--workers", "65"], "--workers"),
+    (["run", "tiny.yaml", "--n-trials", "99999999999999999999"], "--n-trials"),
+    (["run", "tiny.yaml", "--set", "train.epochs=1e400"], "epochs"),
+    (["run", "tiny.yaml", "--set", "study.name="], "name"),
+    (["run", "tiny.yaml", "--set", "search.schedules=["], "invalid YAML"),
+    (["run", "tiny.yaml", "--set", "study=3"], "study"),
+    (["run", "tiny.yaml", "--set", "study.name.x=3"], "not a section"),
+    (["run", "tiny.yaml", "--set", "study.name=nul\x00byte"], "invalid YAML"),
+    (["run", "tiny.yaml", "--set"], "--set"),
+    ([], "COMMAND"),
+    (["-v"], "COMMAND"),
+    (["train", "tiny.yaml", "--params", "[]"], "neither"),
+    (["train", "tiny.yaml", "--params", '{"initial_lr": NaN, "schedule": "constant"}'], "finite"),
+    (["train", "tiny.yaml", "--params", '{"initial_lr": 0.1, "schedule": "constant", "x": 1}'], "unknown parameter"),
+    (["compare", "a", "../b"], "study name"),
+    (["status", "x y"], "study name"),
+    (["evaluate", "x", "--top", "-3"], "--top"),
 ]
 
 
@@ -180,3 +227,38 @@ def test_generated_bad_study_names(cli, name):
     _write(cli, raw)
     cli.assert_clear_error("run", "gen.yaml", expect="name")
     cli.assert_clear_error("resume", name)
+
+
+KNOWN_KEYS = {f"{section}.{key}" for section, fields in BASE.items() for key in fields} | set(BASE) | {
+    "search", "search.initial_lr", "search.schedules", "search.decay_rate", "search.decay_steps",
+    "search.warmup_fraction", "study.storage", "study.timeout_s", "study.metric", "study.objective", "study.sampler",
+    "study.pruner", "study.workers", "data.source", "data.path", "train.optimizer"}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(item=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
+                    max_size=30).filter(lambda s: s.partition("=")[0].strip() not in KNOWN_KEYS))
+def test_generated_set_overrides(cli, item):
+    """Any --set whose key is not a config field (or that has no "=") is refused in one line."""
+    cli.assert_clear_error("run", "tiny.yaml", "--set", item)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [
+    ["run", "bad.yaml"],
+    ["run", "tiny.yaml", "--set", "train.epochs=0"],
+    ["resume", "../x"],
+    ["resume", "ghost"],
+    ["run", "tiny.yaml", "--storage", "postgresql+psycopg://u:pw@127.0.0.1:1/x"],
+    ["run", "tiny.yaml", "--set", "data.source=idx", "--set", "data.path=/etc"],
+], ids=["config", "set", "name", "unknown", "url", "data"])
+def test_as_a_real_process(tmp_path, argv):
+    """The same contract through ``python -m sweep``: no TensorFlow or Optuna noise on stderr."""
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    (tmp_path / "bad.yaml").write_text("study: {n_trials: 0}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "sweep", *argv], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == "" and done.stderr.count("\n") == 1 and done.stderr.startswith("sweep: error: "), done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "tiny.yaml"]
