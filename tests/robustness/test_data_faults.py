@@ -52,6 +52,9 @@ FAULTS = {
     "wrong image size": ((_idx(RNG.integers(0, 255, size=(200, 32, 32), dtype=np.uint8), None)[0], GOOD_LABELS),
                          "28"),
     "random bytes": ((RNG.bytes(5000), RNG.bytes(300)), ""),
+    "trailing bytes": ((GOOD_IMAGES + b"\0" * 100, GOOD_LABELS), "truncated or corrupt"),
+    "huge count in header": ((struct.pack(">IIII", 2051, 2**32 - 1, 28, 28) + IMAGES.tobytes(), GOOD_LABELS),
+                             "truncated or corrupt"),
 }
 
 
@@ -107,3 +110,28 @@ def test_a_missing_test_split_fails_evaluate_before_training(cli):
                        "schedule": optuna.distributions.CategoricalDistribution(["constant"]),
                        "warmup_fraction": optuna.distributions.FloatDistribution(0, 0.3)}))
     cli.assert_clear_error("evaluate", "tiny", expect="t10k")
+
+
+def _set_data(path) -> list[str]:
+    return ["--set", "data.source=idx", "--set", f"data.path={path}"]
+
+
+def test_a_file_instead_of_a_folder(cli):
+    cli.assert_clear_error("run", "tiny.yaml", *_set_data(cli.root / "tiny.yaml"), expect="not a folder")
+
+
+def test_a_folder_or_a_device_named_like_the_data(cli):
+    folder = _folder(cli.root, "data", None, GOOD_LABELS)
+    (folder / "train-images-idx3-ubyte").mkdir()
+    cli.assert_clear_error("run", "tiny.yaml", *_set_data(folder), expect="has no train-images")
+    (folder / "train-images-idx3-ubyte").rmdir()
+    (folder / "train-images-idx3-ubyte").symlink_to("/dev/zero")  # endless: must never be read
+    cli.assert_clear_error("run", "tiny.yaml", *_set_data(folder), expect="has no train-images")
+
+
+@pytest.mark.parametrize("argv", [["lr-find", "tiny.yaml"], ["train", "tiny.yaml", "--params",
+                                                             '{"initial_lr": 0.001, "schedule": "constant"}']],
+                         ids=["lr-find", "train"])
+def test_other_commands_check_the_data_first(cli, argv):
+    folder = _folder(cli.root, "data", GOOD_IMAGES[: len(GOOD_IMAGES) // 2], GOOD_LABELS)
+    cli.assert_clear_error(*argv, *_set_data(folder), expect="truncated or corrupt")
