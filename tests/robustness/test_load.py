@@ -14,15 +14,21 @@ TRIALS_PER_PROCESS = 250
 ENQUEUED = 100
 
 
-def test_a_huge_learning_rate_never_crashes_a_run(cli):
-    code, out, err = cli("run", "tiny.yaml", "--no-report", "--set", "search.initial_lr.low=50",
-                         "--set", "search.initial_lr.high=1000", "--set", "search.schedules=[constant]",
-                         "--n-trials", "3")
+@pytest.mark.parametrize("schedules, n, report", [("[constant]", 3, False),
+                                                   ("[constant, exponential, step, cosine, linear]", 5, True)],
+                         ids=["constant", "every-schedule"])
+def test_a_huge_learning_rate_never_crashes_a_run(cli, schedules, n, report):
+    """Exit 0, and every trial pruned as diverged, with warmup and decay too; a report of them."""
+    code, out, err = cli("run", "tiny.yaml", "--set", "search.initial_lr.low=50", "--set", "search.initial_lr.high=1000",
+                         "--set", f"search.schedules={schedules}", "--set", "study.seed=1",
+                         "--set", "study.sampler=random", "--n-trials", str(n), *([] if report else ["--no-report"]))
     assert code == 0, err[-2000:]
+    assert "Traceback" not in err
     study = optuna.load_study(study_name="tiny", storage="sqlite:///studies/tiny.db")
     trials = study.get_trials()
-    assert [t.state for t in trials] == [TrialState.PRUNED] * 3
+    assert [t.state for t in trials] == [TrialState.PRUNED] * n
     assert all(t.user_attrs[attrs.PRUNE_REASON] == "diverged" for t in trials)
+    assert (cli.root / "results" / "tiny" / "index.html").is_file() == report
 
 
 def _trivial_worker(url: str, worker: int) -> None:
