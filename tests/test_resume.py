@@ -12,6 +12,7 @@ import yaml
 from optuna.trial import TrialState
 
 from sweep import attrs
+from sweep.errors import StudyError
 from sweep.storage import make_storage
 from tests.conftest import ROOT
 
@@ -48,8 +49,8 @@ def _trials(tmp_path, name="resume"):
         # Through sweep's storage, whose first opens of a new file take turns (plain Optuna
         # racing `sweep run` to create the tables fails one of them).
         return optuna.load_study(study_name=name, storage=make_storage(f"sqlite:///{db}", create=False)).get_trials()
-    except KeyError:
-        return []  # the study is being created
+    except (KeyError, StudyError):
+        return []  # the database or the study is being created
 
 
 def _wait_for(tmp_path, predicate, process, timeout=120):

@@ -11,6 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from sweep.errors import StudyError
 from sweep.storage import make_storage
 from tests.conftest import ROOT
 from tests.robustness.conftest import copy_study, fill, read_only, small_disk, snapshot, study_rows
@@ -94,8 +95,8 @@ def test_a_study_deleted_while_a_worker_runs(tmp_path):
                 study = optuna.load_study(study_name="d", storage=make_storage(url, create=False))
                 if study.get_trials(states=(TrialState.RUNNING,)):
                     break
-            except KeyError:
-                pass
+            except (KeyError, StudyError):
+                pass  # the database or the study is being created
         assert run.poll() is None, run.stdout.read()
         time.sleep(0.3)
     optuna.delete_study(study_name="d", storage=make_storage(url, create=False))
