@@ -262,3 +262,12 @@ def test_as_a_real_process(tmp_path, argv):
     assert done.returncode == 2, done.stderr
     assert done.stdout == "" and done.stderr.count("\n") == 1 and done.stderr.startswith("sweep: error: "), done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "tiny.yaml"]
+
+
+@pytest.mark.slow
+def test_commands_write_only_under_studies_and_results(cli):
+    """Names never become paths outside studies/ and results/ (run: test_injection.py)."""
+    assert cli("lr-find", "tiny.yaml", "--set", "lr_finder.num_steps=20")[0] == 0
+    assert cli("train", "tiny.yaml", "--params", '{"initial_lr": 0.001, "schedule": "constant"}')[0] == 0
+    written = sorted(str(p.relative_to(cli.root)) for p in cli.root.rglob("*") if p.is_file())
+    assert written == ["results/tiny/lr_finder.json", "results/tiny/lr_finder.png", "tiny.yaml"], written
