@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "fashion-mnist-sample"
 NAME = "prior_vs_baseline"
 CHECKPOINTS = (5, 10, 20)
+NEAR_BEST = 0.02  # a trial this close to the seed's best counts as a good draw
 DEFAULT_ARMS = {"prior": ["lr_finder.enabled=true"], "baseline": ["lr_finder.enabled=false"]}
 
 CONFIG_TEMPLATE = """\
@@ -121,19 +122,30 @@ def table(runs: list[dict], arms: list[str], checkpoints: list[int], seeds: int)
         f"Real sample (2,700 training / 300 validation images), 5 epochs per trial, TPE + median pruner, "
         f"{seeds} seeds (study.seed = seed). Best validation accuracy among the first N trials "
         "(pruned trials count with their best reported epoch); mean ± std and median over seeds; "
-        f"\"wins\": seeds where the arm beats `{base}` (ties count half).",
+        f"\"wins\": seeds where the arm beats `{base}` (ties count half); \"paired diff\": mean over seeds of "
+        f"(arm - `{base}`) on the same seed (the seed also draws the validation split, so seeds differ in "
+        f"difficulty); \"near-best\": share of the first N trials scoring within {NEAR_BEST} of the best "
+        "score any arm reached on that seed.",
         "",
-        "| arm | N | mean ± std | median | min | wins vs " + base + " |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| arm | N | mean ± std | median | min | wins vs " + base + " | paired diff | near-best |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    seed_best = {seed: max(best_after(r["scores"], len(r["scores"])) for r in runs if r["seed"] == seed)
+                 for seed in {r["seed"] for r in runs}}
     for arm in arms:
+        arm_runs = sorted((r for r in runs if r["arm"] == arm), key=lambda r: r["seed"])
         for n in checkpoints:
             values = summary[arm][n]
             finite = [v for v in values if math.isfinite(v)]
             std = statistics.stdev(finite) if len(finite) > 1 else 0.0
-            wins = "" if arm == base else _wins(values, summary[base][n])
+            wins = diff = ""
+            if arm != base:
+                wins = _wins(values, summary[base][n])
+                diff = f"{statistics.mean(a - b for a, b in zip(values, summary[base][n])):+.4f}"
+            near = [s >= seed_best[r["seed"]] - NEAR_BEST for r in arm_runs for s in r["scores"][:n]]
             lines.append(f"| {arm} | {n} | {statistics.mean(finite):.4f} ± {std:.4f} | "
-                         f"{statistics.median(finite):.4f} | {min(finite):.4f} | {wins} |")
+                         f"{statistics.median(finite):.4f} | {min(finite):.4f} | {wins} | {diff} | "
+                         f"{sum(near) / max(len(near), 1):.0%} |")
     lines += ["", "| arm | seed | suggestion | narrowed range | range test s | run s | pruned | "
               + " | ".join(f"best@{n}" for n in checkpoints) + " |",
               "|---|---:|---:|---|---:|---:|---:|" + "---:|" * len(checkpoints)]
