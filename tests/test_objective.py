@@ -43,6 +43,7 @@ def test_a_diverging_trial_is_pruned_with_its_reason(tiny_config, tmp_path):
 def test_the_pruner_stops_a_trial_after_an_epoch(tiny_config, tmp_path):
     config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 3})})
     study = optuna.create_study(direction="maximize", pruner=_AlwaysPrune())
+    study.enqueue_trial({"schedule": "constant", "initial_lr": 1e-3, "warmup_fraction": 0.0})  # never diverges
     study.optimize(_objective(config, tmp_path), n_trials=1)
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED
