@@ -74,7 +74,9 @@ def retrain_and_score(config: Config, params: TrialParams, x: np.ndarray, y: np.
     keras.utils.set_random_seed(seed)
     epochs, batch_size = config.train.epochs, config.train.batch_size
     schedule = build_schedule(params, total_steps(len(y), batch_size, epochs))
-    model = compile_model(build_model(config.model), schedule, config.train.optimizer)
+    model = compile_model(
+        build_model(config.model), schedule, config.train.optimizer, config.train.steps_per_execution
+    )
     model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
     keras.backend.clear_session()

@@ -24,7 +24,9 @@ def build_model(cfg: ModelConfig, num_classes: int = NUM_CLASSES) -> keras.Model
     return keras.Sequential(layers, name="fmnist_cnn")
 
 
-def compile_model(model: keras.Model, learning_rate: Any, optimizer: str = "adam") -> keras.Model:
+def compile_model(
+    model: keras.Model, learning_rate: Any, optimizer: str = "adam", steps_per_execution: int = 1
+) -> keras.Model:
     """Compile with sparse categorical cross-entropy and accuracy.
 
     ``learning_rate`` is a Python float or a ``LearningRateSchedule`` (Keras rejects
@@ -38,5 +40,6 @@ def compile_model(model: keras.Model, learning_rate: Any, optimizer: str = "adam
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
     )
     return model

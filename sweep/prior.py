@@ -41,8 +41,8 @@ SIGMA_DECADES = 0.5
 STARTUP_TRIALS = 10
 # Ratios of the seed trials to the suggestion, in enqueue order (the first k are used).
 SEED_RATIOS = (1.0 / 3.0, 1.0, 3.0)
-# When the config leaves out "constant", the seed trials use the first schedule of this
-# list that it allows: the ones closest to "hold the LR" first.
+# When the search leaves out ``lr_finder.seed_schedule``, the seed trials use the first
+# schedule of this list that it allows: the ones closest to "hold the LR" first.
 SEED_SCHEDULE_PREFERENCE = ("constant", "cosine", "linear", "exponential", "step")
 # Rejection sampling of the truncated log-normal: the stored range holds at least a few
 # percent of its mass in any sane case; past this many tries we fall back to log-uniform.
@@ -78,7 +78,7 @@ def plan_prior(
         space[LR_PARAM] = {"low": lo, "high": hi}
 
     seeded = seed_lrs(suggestion, lo, hi, finder.seed_trials)
-    seeds = [seed_params(lr, space) for lr in seeded]
+    seeds = [seed_params(lr, space, finder.seed_schedule) for lr in seeded]
     record = {
         "method": lr_result.get("method"),
         "suggestion": suggestion,
@@ -127,9 +127,11 @@ def seed_lrs(suggestion: float, low: float, high: float, k: int) -> list[float]:
     return seeded
 
 
-def seed_params(lr: float, space: dict) -> dict[str, Any]:
-    """Trial params testing ``lr`` with everything else as plain as the space allows."""
-    schedule = next(s for s in SEED_SCHEDULE_PREFERENCE if s in space["schedules"])
+def seed_params(lr: float, space: dict, schedule: str = "constant") -> dict[str, Any]:
+    """Trial params testing ``lr`` with ``schedule`` (or the closest one the space allows),
+    no warmup and mid-range decay."""
+    if schedule not in space["schedules"]:
+        schedule = next(s for s in SEED_SCHEDULE_PREFERENCE if s in space["schedules"])
     params: dict[str, Any] = {
         LR_PARAM: lr,
         "schedule": schedule,

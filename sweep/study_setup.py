@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 
 # Config fields that may change between runs of one study: they do not change what a
 # trial means (the budget is the study's to change; data.path differs between machines).
-MUTABLE_FIELDS = frozenset({"study.n_trials", "study.workers", "study.timeout_s", "study.storage", "data.path"})
+# train.steps_per_execution changes how fast, not what, a trial trains.
+MUTABLE_FIELDS = frozenset(
+    {"study.n_trials", "study.workers", "study.timeout_s", "study.storage", "data.path", "train.steps_per_execution"}
+)
 # The range test runs once, when the study is created; its stored result and prior are
 # what the study uses from then on, so later lr_finder settings cannot change it.
 CREATION_ONLY_PREFIX = "lr_finder."

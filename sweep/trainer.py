@@ -145,7 +145,9 @@ def train(
     epochs, batch_size = config.train.epochs, config.train.batch_size
     schedule = build_schedule(params, total_steps(data.num_train, batch_size, epochs))
     if resume is None:
-        model = compile_model(build_model(config.model), schedule, config.train.optimizer)
+        model = compile_model(
+            build_model(config.model), schedule, config.train.optimizer, config.train.steps_per_execution
+        )
         result = TrainResult()
     else:
         model = resume.model

@@ -14,7 +14,7 @@ def test_defaults_follow_the_guide():
     assert (c.search.initial_lr.low, c.search.initial_lr.high) == (1e-5, 1.0)
     assert c.search.schedules == list(SCHEDULES)
     assert (c.search.decay_steps.low, c.search.decay_steps.high) == (50, 5000)
-    assert (c.lr_finder.start_lr, c.lr_finder.end_lr, c.lr_finder.num_steps) == (1e-7, 10.0, 300)
+    assert (c.lr_finder.start_lr, c.lr_finder.end_lr, c.lr_finder.num_steps) == (1e-7, 10.0, 100)
     assert c.study.direction == "maximize"
 
 

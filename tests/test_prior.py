@@ -99,6 +99,18 @@ def test_seed_params_fall_back_to_an_allowed_schedule_with_decay_defaults_in_ran
     assert cosine["schedule"] == "cosine" and "decay_rate" not in cosine
 
 
+def test_seed_schedule_is_used_when_the_search_allows_it_and_falls_back_otherwise():
+    _, _, seeds = plan_prior(_config(seed_schedule="cosine"), SPACE, _lr_result(1e-3))
+    assert [s["schedule"] for s in seeds] == ["cosine"] * 3
+    assert all(s["warmup_fraction"] == 0.0 and "decay_rate" not in s for s in seeds)
+    _, _, (step,) = plan_prior(_config(seed_schedule="step", seed_trials=1), SPACE, _lr_result(1e-3))
+    assert step["schedule"] == "step" and 0.5 <= step["decay_rate"] <= 0.99
+    _, _, (fallback,) = plan_prior(
+        _config(seed_schedule="cosine", seed_trials=1), dict(SPACE, schedules=["constant", "linear"]), _lr_result(1e-3)
+    )
+    assert fallback["schedule"] == "constant"
+
+
 # --- the prior-weighted sampler ------------------------------------------------------------
 
 

@@ -48,3 +48,18 @@ def test_value_best_or_last_and_metric_direction():
 
 def test_total_steps():
     assert total_steps(2700, 64, 10) == 43 * 10
+
+
+def test_steps_per_execution_trains_the_same_model_and_still_catches_divergence(tiny_config):
+    def with_spe(spe, epochs=2):
+        return tiny_config.model_copy(
+            update={"train": tiny_config.train.model_copy(update={"epochs": epochs, "steps_per_execution": spe})}
+        )
+
+    data = load_dataset(tiny_config.data, seed=0)
+    params = TrialParams(initial_lr=3e-3, schedule="cosine", warmup_fraction=0.2)
+    one = train(with_spe(1), params, data, seed=3)
+    four = train(with_spe(4), params, data, seed=3)
+    for a, b in zip(one.history, four.history, strict=True):
+        assert (b.loss, b.val_loss, b.lr) == pytest.approx((a.loss, a.val_loss, a.lr), rel=1e-4)
+    assert train(with_spe(4, epochs=3), TrialParams(initial_lr=1e3), data, seed=0).diverged
