@@ -175,8 +175,10 @@ class LRFinderConfig(_Section):
     suggestion: Literal["valley", "steep", "minimum"] = "steep"  # measured: benchmarks/README.md
     narrow: bool = True
     seed_trials: int = Field(default=3, ge=0, le=3)
-    # The schedule of the seed trials (when the search allows it; otherwise the closest it does).
-    seed_schedule: ScheduleName = "constant"
+    # The seed trials' schedule (or, when the search leaves it out, the closest one it allows).
+    # Cosine, not constant: over 5 seeds it lifted the best of 20 trials from -0.005 to +0.001
+    # against the baseline (constant seeds pull TPE toward constant LRs; benchmarks/README.md).
+    seed_schedule: ScheduleName = "cosine"
 
     @model_validator(mode="after")
     def _ordered(self) -> LRFinderConfig:

@@ -7,7 +7,7 @@ returns in the study's user attrs, so resuming never recomputes it):
   config's range, where ``s`` is the suggestion and ``upper`` the LR at which the range
   test's loss diverged;
 - ``seed_trials: k``: the first k of ``s/3, s, 3 s`` (clipped into range) are enqueued
-  with a constant schedule and no warmup;
+  with ``lr_finder.seed_schedule`` (cosine by default) and no warmup;
 - ``build_sampler`` wraps the study's sampler in ``PriorWeightedSampler``: during the
   startup trials (TPE's random phase) initial_lr is drawn from a log-normal centred on
   ``s`` (sigma half a decade, truncated to the stored range) instead of log-uniformly.
@@ -42,8 +42,8 @@ STARTUP_TRIALS = 10
 # Ratios of the seed trials to the suggestion, in enqueue order (the first k are used).
 SEED_RATIOS = (1.0 / 3.0, 1.0, 3.0)
 # When the search leaves out ``lr_finder.seed_schedule``, the seed trials use the first
-# schedule of this list that it allows: the ones closest to "hold the LR" first.
-SEED_SCHEDULE_PREFERENCE = ("constant", "cosine", "linear", "exponential", "step")
+# schedule of this list that it allows: anneal to zero first, then hold, then decay.
+SEED_SCHEDULE_PREFERENCE = ("cosine", "linear", "constant", "exponential", "step")
 # Rejection sampling of the truncated log-normal: the stored range holds at least a few
 # percent of its mass in any sane case; past this many tries we fall back to log-uniform.
 _MAX_REJECTION_TRIES = 1000

@@ -67,7 +67,7 @@ def test_plan_prior_narrows_seeds_and_records():
     assert SPACE["initial_lr"] == {"low": 1e-5, "high": 1.0}  # the input is not modified
     assert {k: v for k, v in space.items() if k != "initial_lr"} == {k: v for k, v in SPACE.items() if k != "initial_lr"}
     assert [s["initial_lr"] for s in seeds] == pytest.approx([1e-3 / 3, 1e-3, 3e-3])
-    assert all(s["schedule"] == "constant" and s["warmup_fraction"] == 0.0 and len(s) == 3 for s in seeds)
+    assert all(s["schedule"] == "cosine" and s["warmup_fraction"] == 0.0 and len(s) == 3 for s in seeds)
     assert record["suggestion"] == 1e-3 and record["sigma_decades"] == SIGMA_DECADES
     assert record["config_range"] == [1e-5, 1.0]
     assert record["narrowed_range"] == pytest.approx([1e-4, 5e-3])
@@ -108,7 +108,7 @@ def test_seed_schedule_is_used_when_the_search_allows_it_and_falls_back_otherwis
     _, _, (fallback,) = plan_prior(
         _config(seed_schedule="cosine", seed_trials=1), dict(SPACE, schedules=["constant", "linear"]), _lr_result(1e-3)
     )
-    assert fallback["schedule"] == "constant"
+    assert fallback["schedule"] == "linear"
 
 
 # --- the prior-weighted sampler ------------------------------------------------------------
