@@ -23,12 +23,15 @@ cap is "not reached" and counts as infinitely slow in the medians.
 
     python benchmarks/time_to_target.py [--quick] [--seeds 3] [--trials 30] [--cap-s 300]
 
-Needs ``pip install keras-tuner tensorboard`` (benchmark only; not a sweep dependency).
+Needs ``pip install "keras-tuner[bayesian]" tensorboard`` (benchmark only; not a sweep
+dependency: BayesianOptimization needs scikit-learn, and every KerasTuner trial fails
+without tensorboard).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import signal
@@ -248,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.table_only:
         update_section(NAME, _table(json.loads((RESULTS / f"{NAME}.json").read_text())))
         return 0
+    missing_packages = [m for m in ("keras_tuner", "sklearn", "tensorboard") if importlib.util.find_spec(m) is None]
+    if missing_packages:
+        parser.error(f"missing {', '.join(missing_packages)}: pip install \"keras-tuner[bayesian]\" tensorboard")
     seeds, trials, cap_s = ([0], 3, 60.0) if args.quick else (list(range(args.seeds)), args.trials, args.cap_s)
     start_load = loadavg()
     stored = RESULTS / f"{NAME}.json"
