@@ -21,6 +21,7 @@ from sweep import attrs
 from sweep.checkpoint import TrialCheckpoint
 from sweep.config import Config, StudyConfig
 from sweep.data import Dataset
+from sweep.model_cache import ModelCache
 from sweep.search_space import suggest_params
 from sweep.trainer import EpochLog, is_diverged, total_steps, train
 
@@ -60,6 +61,7 @@ class Objective:
         self.space = space
         self.checkpoints_dir = Path(checkpoints_dir)
         self.worker = worker
+        self.models = ModelCache()  # one compiled model for all of this worker's trials
 
     def __call__(self, trial: optuna.Trial) -> float:
         config, study = self.config, self.config.study
@@ -90,6 +92,7 @@ class Objective:
                 self.data,
                 seed=seed,
                 resume=resume,
+                models=self.models,
                 on_epoch=history.append,
                 callbacks=[_EpochReporter(trial, study.metric, history), checkpoint.callback(history)],
             )

@@ -1,87 +1,88 @@
-"""Keras learning-rate schedules for the five schedule types, each with linear warm-up.
+"""The learning-rate schedule of a trial: the five schedule types with linear warm-up.
 
-Built on ``keras.optimizers.schedules`` where Keras has the piece; the formulas are
-in GUIDE §1 and mirrored without Keras in ``sweep.schedule_math``. The optimizer
-calls the schedule with its own step count, so a run restored from a checkpoint
-(optimizer state included) continues the schedule where it stopped.
+The formulas are GUIDE §1's, mirrored without Keras in ``sweep.schedule_math`` (a test
+holds the two equal at every step). The optimizer calls the schedule with its own step
+count, so a run restored from a checkpoint (optimizer state included) continues the
+schedule where it stopped.
+
+Why one class with its parameters in variables rather than Keras' ``CosineDecay`` and
+friends: a worker compiles its model once and reuses it for every trial
+(``sweep.model_cache``); the traced train step reads the schedule's variables, so
+``assign`` switches a compiled model to another trial's curve without retracing.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
 from keras import ops
-from keras.optimizers.schedules import (
-    CosineDecay,
-    ExponentialDecay,
-    LearningRateSchedule,
-    PolynomialDecay,
-)
+from keras.optimizers.schedules import LearningRateSchedule
 
+from sweep.config import SCHEDULES
 from sweep.params import TrialParams
 from sweep.schedule_math import warmup_steps
 
-
-@keras.saving.register_keras_serializable(package="sweep")
-class ConstantSchedule(LearningRateSchedule):
-    """A fixed learning rate, as a schedule so that warm-up can wrap it."""
-
-    def __init__(self, learning_rate: float):
-        self.learning_rate = float(learning_rate)
-
-    def __call__(self, step: Any) -> Any:
-        return ops.convert_to_tensor(self.learning_rate, dtype="float32")
-
-    def get_config(self) -> dict[str, Any]:
-        return {"learning_rate": self.learning_rate}
+_VARIABLES = ("kind", "initial_lr", "warmup", "span", "decay_rate", "decay_steps")
 
 
 @keras.saving.register_keras_serializable(package="sweep")
-class LinearWarmup(LearningRateSchedule):
-    """``initial_lr * t / W`` for ``t < W``; then ``after(t - W)``."""
+class TrialSchedule(LearningRateSchedule):
+    """``params``' schedule over a run of ``total_steps`` optimizer steps.
 
-    def __init__(self, initial_lr: float, warmup_steps: int, after: LearningRateSchedule | dict):
-        if warmup_steps < 0:
-            raise ValueError(f"Argument `warmup_steps` must be >= 0. Received: warmup_steps={warmup_steps}")
-        self.initial_lr = float(initial_lr)
-        self.warmup_steps = int(warmup_steps)
-        self.after = keras.saving.deserialize_keras_object(after) if isinstance(after, dict) else after
+    Warm-up: ``initial_lr * t / W`` for ``t < W``; then the decay runs on ``t - W``:
+    constant, ``ExponentialDecay`` (staircase for "step"), cosine or linear to 0 over
+    ``T - W`` steps.
+    """
 
-    def __call__(self, step: Any) -> Any:
-        step = ops.cast(step, "float32")
-        decayed = self.after(ops.maximum(step - self.warmup_steps, 0.0))
-        if self.warmup_steps == 0:
-            return decayed
-        warm = self.initial_lr * step / float(self.warmup_steps)
-        return ops.where(step < self.warmup_steps, warm, ops.cast(decayed, "float32"))
+    def __init__(self, params: TrialParams | dict, total_steps: int):
+        self._vars = {name: keras.Variable(0.0, dtype="float32", trainable=False, name=name) for name in _VARIABLES}
+        self.assign(params, total_steps)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_lr": self.initial_lr,
-            "warmup_steps": self.warmup_steps,
-            "after": keras.saving.serialize_keras_object(self.after),
+    def assign(self, params: TrialParams | dict, total_steps: int) -> None:
+        """Switch to another trial's curve (no retracing of a step that calls this schedule)."""
+        params = params if isinstance(params, TrialParams) else TrialParams(**params)
+        if total_steps < 1:
+            raise ValueError(f"Argument `total_steps` must be >= 1. Received: total_steps={total_steps}")
+        warmup = warmup_steps(params.warmup_fraction, total_steps)
+        decays = params.schedule in ("exponential", "step")
+        values = {
+            "kind": SCHEDULES.index(params.schedule),
+            "initial_lr": params.initial_lr,
+            "warmup": warmup,
+            "span": max(total_steps - warmup, 1),
+            "decay_rate": params.decay_rate if decays else 1.0,
+            "decay_steps": params.decay_steps if decays else 1.0,
         }
+        for name, value in values.items():
+            self._vars[name].assign(float(value))
+        self.params, self.total_steps = params, int(total_steps)
+
+    def __call__(self, step: Any) -> Any:
+        v = {name: ops.convert_to_tensor(var) for name, var in self._vars.items()}
+        step = ops.cast(step, "float32")
+        lr0, warmup, span = v["initial_lr"], v["warmup"], v["span"]
+        after = ops.maximum(step - warmup, 0.0)
+        exponent = after / v["decay_steps"]
+        progress = ops.minimum(after, span) / span
+        by_kind = {
+            "constant": lr0 * ops.ones_like(step),
+            "exponential": lr0 * ops.power(v["decay_rate"], exponent),
+            "step": lr0 * ops.power(v["decay_rate"], ops.floor(exponent)),
+            "cosine": lr0 * 0.5 * (1.0 + ops.cos(math.pi * progress)),
+            "linear": lr0 * (1.0 - progress),
+        }
+        decayed = by_kind["constant"]
+        for index, name in enumerate(SCHEDULES):
+            decayed = ops.where(ops.equal(v["kind"], float(index)), by_kind[name], decayed)
+        warm = lr0 * step / ops.maximum(warmup, 1.0)
+        return ops.where(step < warmup, warm, decayed)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"params": self.params.to_dict(), "total_steps": self.total_steps}
 
 
-def build_schedule(params: TrialParams, total_steps: int) -> LearningRateSchedule:
+def build_schedule(params: TrialParams, total_steps: int) -> TrialSchedule:
     """The schedule for ``params`` over a run of ``total_steps`` optimizer steps."""
-    if total_steps < 1:
-        raise ValueError(f"Argument `total_steps` must be >= 1. Received: total_steps={total_steps}")
-    lr0 = params.initial_lr
-    warmup = warmup_steps(params.warmup_fraction, total_steps)
-    span = max(total_steps - warmup, 1)
-    if params.schedule == "constant":
-        decay: LearningRateSchedule = ConstantSchedule(lr0)
-    elif params.schedule in ("exponential", "step"):
-        decay = ExponentialDecay(
-            lr0,
-            decay_steps=params.decay_steps,
-            decay_rate=params.decay_rate,
-            staircase=params.schedule == "step",
-        )
-    elif params.schedule == "cosine":
-        decay = CosineDecay(lr0, decay_steps=span, alpha=0.0)
-    else:  # linear
-        decay = PolynomialDecay(lr0, decay_steps=span, end_learning_rate=0.0, power=1.0)
-    return LinearWarmup(lr0, warmup, decay)
+    return TrialSchedule(params, total_steps)

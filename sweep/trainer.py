@@ -11,15 +11,14 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import keras
 
 from sweep.config import Config
 from sweep.data import NUM_CLASSES, Dataset
-from sweep.model import build_model, compile_model
+from sweep.model_cache import ModelCache
 from sweep.params import TrialParams
-from sweep.schedules import build_schedule
+from sweep.schedule_math import learning_rates
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +86,12 @@ def total_steps(num_train: int, batch_size: int, epochs: int) -> int:
 class _EpochRecorder(keras.callbacks.Callback):
     """Turns Keras' epoch logs into ``EpochLog`` entries and stops training on divergence."""
 
-    def __init__(self, schedule: Any, result: TrainResult, on_epoch: Callable[[EpochLog], None] | None):
+    def __init__(
+        self, params: TrialParams, total_steps: int, result: TrainResult, on_epoch: Callable[[EpochLog], None] | None
+    ):
         super().__init__()
-        self._schedule = schedule
+        self._params = params.to_dict()
+        self._total_steps = total_steps
         self._result = result
         self._on_epoch = on_epoch
         self._epoch_start = 0.0
@@ -112,7 +114,7 @@ class _EpochRecorder(keras.callbacks.Callback):
             loss=float(logs.get("loss", math.nan)),
             val_loss=float(logs.get("val_loss", math.nan)),
             val_accuracy=float(logs.get("val_accuracy", math.nan)),
-            lr=float(keras.ops.convert_to_numpy(self._schedule(max(step, 0)))),
+            lr=float(learning_rates(self._params, self._total_steps, [max(step, 0)])[0]),
             seconds=time.perf_counter() - self._epoch_start,
         )
         if is_diverged(entry.loss) or not math.isfinite(entry.val_loss):
@@ -132,6 +134,7 @@ def train(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     on_epoch: Callable[[EpochLog], None] | None = None,
     resume: ResumePoint | None = None,
+    models: ModelCache | None = None,
 ) -> TrainResult:
     """Train the config's CNN with ``params`` for ``config.train.epochs`` epochs.
 
@@ -139,15 +142,15 @@ def train(
     epoch already recorded. Divergence (a non-finite training loss, or one
     far above chance: ``DIVERGED_LOSS``) stops training at once and sets ``diverged``.
     With ``resume``, training continues its model after its last epoch and the
-    result's history starts with the epochs run before.
+    result's history starts with the epochs run before. With ``models`` (one per
+    worker), a fresh run reuses the worker's compiled model (``sweep.model_cache``).
     """
     keras.utils.set_random_seed(seed)
     epochs, batch_size = config.train.epochs, config.train.batch_size
-    schedule = build_schedule(params, total_steps(data.num_train, batch_size, epochs))
+    steps = total_steps(data.num_train, batch_size, epochs)
     if resume is None:
-        model = compile_model(
-            build_model(config.model), schedule, config.train.optimizer, config.train.steps_per_execution
-        )
+        models = models or ModelCache()
+        model = models.model_for(config, params, steps)
         result = TrainResult()
     else:
         model = resume.model
@@ -162,7 +165,7 @@ def train(
         batch_size=batch_size,
         shuffle=True,
         verbose=0,
-        callbacks=[_EpochRecorder(schedule, result, on_epoch), *callbacks],
+        callbacks=[_EpochRecorder(params, steps, result, on_epoch), *callbacks],
     )
     result.seconds = time.perf_counter() - started
     log.debug("trained %s for %d epochs in %.1fs", params.to_dict(), len(result.history), result.seconds)

@@ -81,7 +81,7 @@ def test_two_workers_on_postgresql_survive_a_kill_9(postgres_url, tiny_config, t
 
     raw = tiny_config.to_dict()
     raw["study"].update(name="pg-workers", n_trials=N_TRIALS, pruner="none", storage=url)
-    raw["data"]["limit"] = 600
+    raw["data"]["limit"] = 2400  # epochs long enough that the kill lands inside the victim's trial
     raw["train"]["epochs"] = 3
     raw["lr_finder"]["enabled"] = False
     (tmp_path / "pg.yaml").write_text(yaml.safe_dump(raw))

@@ -21,10 +21,10 @@ pytestmark = pytest.mark.slow
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def _write_config(tmp_path, **study):
+def _write_config(tmp_path, limit=900, **study):
     raw = {
         "study": {"name": "resume", "n_trials": 5, "seed": 3, "pruner": "none", **study},
-        "data": {"source": "synthetic", "limit": 900, "validation_fraction": 0.2},
+        "data": {"source": "synthetic", "limit": limit, "validation_fraction": 0.2},
         "model": {"filters": [8], "dense_units": 32, "dropout": 0.0},
         "train": {"epochs": 4, "batch_size": 32},
         "lr_finder": {"num_steps": 30},
@@ -70,7 +70,9 @@ def _running_after_an_epoch(trials):
 
 
 def test_three_kill_9s_then_a_rerun_lose_nothing(tmp_path):
-    _write_config(tmp_path)
+    # Epochs of about a second (a worker reuses its compiled model, so 720 images train in
+    # 0.3 s an epoch): the kill must land inside a trial, not after it.
+    _write_config(tmp_path, limit=3000)
     completed_before = {}
     for _ in range(3):
         process = _start(tmp_path)

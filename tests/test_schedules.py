@@ -8,7 +8,7 @@ import pytest
 
 from sweep.params import TrialParams
 from sweep.schedule_math import learning_rates, warmup_steps
-from sweep.schedules import LinearWarmup, build_schedule
+from sweep.schedules import TrialSchedule, build_schedule
 
 T = 300
 
@@ -78,7 +78,7 @@ def test_schedules_serialize_and_come_back_equal():
     for params in ALL_PARAMS:
         schedule = build_schedule(params, T)
         restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
-        assert isinstance(restored, LinearWarmup)
+        assert isinstance(restored, TrialSchedule)
         for t in (0, 17, 150, T):
             assert float(restored(t)) == pytest.approx(float(schedule(t)), rel=1e-6)
 
@@ -86,8 +86,17 @@ def test_schedules_serialize_and_come_back_equal():
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="total_steps"):
         build_schedule(TrialParams(initial_lr=0.1), 0)
-    with pytest.raises(ValueError, match="warmup_steps"):
-        LinearWarmup(0.1, -1, {"class_name": "x"})
+
+
+def test_assign_switches_one_schedule_object_to_every_other_curve():
+    """What lets one compiled model serve every trial: the same object, any curve."""
+    schedule = build_schedule(ALL_PARAMS[-1], 50)
+    for params in ALL_PARAMS:
+        schedule.assign(params, T)
+        np.testing.assert_allclose(
+            [float(schedule(t)) for t in range(0, T + 1, 7)],
+            learning_rates(params.to_dict(), T, range(0, T + 1, 7)), rtol=2e-5, atol=1e-9,
+        )
 
 
 def test_the_optimizer_uses_the_schedule_during_fit():

@@ -1,10 +1,12 @@
 import math
 
+import keras
 import pytest
 
 from sweep.data import load_dataset
 from sweep.params import TrialParams
-from sweep.trainer import TrainResult, EpochLog, total_steps, train
+from sweep.model_cache import ModelCache
+from sweep.trainer import EpochLog, TrainResult, total_steps, train
 
 
 def test_one_epoch_on_synthetic_data_learns_and_records(tiny_config):
@@ -63,3 +65,38 @@ def test_steps_per_execution_trains_the_same_model_and_still_catches_divergence(
     for a, b in zip(one.history, four.history, strict=True):
         assert (b.loss, b.val_loss, b.lr) == pytest.approx((a.loss, a.val_loss, a.lr), rel=1e-4)
     assert train(with_spe(4, epochs=3), TrialParams(initial_lr=1e3), data, seed=0).diverged
+
+
+def test_a_reused_compiled_model_trains_exactly_as_a_fresh_one(tiny_config):
+    """The worker's model cache is a speed-up only: trial B after trial A on the same
+    compiled model gives B's fresh-process history, whatever A did to the weights."""
+    config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 2})})
+    data = load_dataset(config.data, seed=0)
+    a = TrialParams(initial_lr=1e3)  # diverges: NaN weights and optimizer state left behind
+    b = TrialParams(initial_lr=3e-3, schedule="exponential", decay_rate=0.7, decay_steps=3, warmup_fraction=0.1)
+    cache = ModelCache()
+    assert train(config, a, data, seed=1, models=cache).diverged
+
+    class PrunedMidway(keras.callbacks.Callback):  # as the pruner does: an exception out of fit
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("pruned")
+
+    with pytest.raises(RuntimeError, match="pruned"):
+        train(config, b, data, seed=5, models=cache, callbacks=[PrunedMidway()])
+    keras.backend.clear_session()  # evaluate and older workers call it between runs
+    reused = train(config, b, data, seed=2, models=cache)
+    fresh = train(config, b, data, seed=2)
+    assert not reused.diverged and len(reused.history) == 2
+    for r, f in zip(reused.history, fresh.history, strict=True):
+        assert (r.loss, r.val_loss, r.val_accuracy, r.lr) == pytest.approx((f.loss, f.val_loss, f.val_accuracy, f.lr), rel=1e-5)
+
+
+def test_the_model_cache_compiles_once_per_architecture(tiny_config):
+    cache = ModelCache()
+    params = TrialParams(initial_lr=1e-3)
+    first = cache.model_for(tiny_config, params, 10)
+    assert cache.model_for(tiny_config, TrialParams(initial_lr=1e-2, schedule="cosine"), 20) is first
+    wider = tiny_config.model_copy(update={"model": tiny_config.model.model_copy(update={"dense_units": 7})})
+    other = cache.model_for(wider, params, 10)
+    assert other is not first and other.layers[-3].units == 7
+    assert cache.model_for(wider, params, 10) is other
