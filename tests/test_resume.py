@@ -34,9 +34,9 @@ def _write_config(tmp_path, limit=900, **study):
     return path
 
 
-def _start(tmp_path, *args):
+def _start(tmp_path, *args, **extra_env):
     # PYTHONPATH: the checkout under test, whichever checkout `pip install -e` last pointed at.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), **extra_env}
     return subprocess.Popen([sys.executable, "-m", "sweep", "run", "resume.yaml", "--no-report", *args],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -132,14 +132,15 @@ def test_three_workers_share_one_sqlite_file(tmp_path):
     raw["data"]["limit"] = 300
     raw["model"] = {"filters": [4], "dense_units": 16, "dropout": 0.0}
     (tmp_path / "resume.yaml").write_text(yaml.safe_dump(raw))
-    process = _start(tmp_path, "--workers", "3")
+    # Workers replaced every 4 trials: the recycling path runs too (default 100).
+    process = _start(tmp_path, "--workers", "3", SWEEP_RECYCLE_AFTER_TRIALS="4")
     output, _ = process.communicate(timeout=400)
     assert process.returncode == 0, output
     assert "locked" not in output
     trials = _trials(tmp_path)
     finished = [t for t in trials if t.state in FINISHED]
     assert len(finished) == 30
-    assert len({t.user_attrs[attrs.WORKER] for t in finished}) == 3
+    assert len({t.user_attrs[attrs.WORKER] for t in finished}) > 3, "recycled workers are new processes"
     seeded = [t for t in finished if t.user_attrs.get(attrs.SEEDED_BY_PRIOR)]
     enqueued = optuna.load_study(study_name="resume", storage=f"sqlite:///{tmp_path}/studies/resume.db").user_attrs[
         attrs.PRIOR]["seeded"]

@@ -16,10 +16,10 @@ from sweep.commands import (EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, command, co
                             storage_faults)
 
 RESULTS_DIR = Path("results")
-# Keras leaks about 15 MB per model even with clear_session (GUIDE §4): a worker process
-# is replaced after this many trials, which bounds its memory. Measured (benchmarks/memory.py):
-# 25 keeps a worker within about 220 MB of its size after 10 trials; 50 let it grow 590 MB.
-RECYCLE_AFTER_TRIALS = int(os.environ.get("SWEEP_RECYCLE_AFTER_TRIALS", "25"))
+# A worker reuses one compiled model (sweep.model_cache) and grows about 0.6 MB a trial
+# (building a model per trial leaked 15 MB: GUIDE §4); replacing it after this many trials
+# bounds what any other leak can add (benchmarks/memory.py).
+RECYCLE_AFTER_TRIALS = int(os.environ.get("SWEEP_RECYCLE_AFTER_TRIALS", "100"))
 EXIT_RECYCLE = 75  # a worker that stopped to be replaced, not because the study is done
 
 
