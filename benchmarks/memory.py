@@ -6,9 +6,9 @@ images, random sampler, no pruning, no range test), one worker each, run side by
 (resident memory does not depend on speed, and side by side halves the wall time):
 
 - ``no recycling``: ``SWEEP_RECYCLE_AFTER_TRIALS=1000``, every trial in one process;
-- ``recycling every 100``: ``SWEEP_RECYCLE_AFTER_TRIALS=100`` (sweep's default): a worker
-  process is replaced every 100 trials; with one worker the first 100 run in the
-  ``sweep run`` process itself, which keeps their memory while its children train.
+- ``recycling every 100``: ``SWEEP_RECYCLE_AFTER_TRIALS=100``: a worker process is
+  replaced every 100 trials; with one worker the first 100 run in the ``sweep run``
+  process itself, which keeps their memory while its children train.
 
 What recycling every N trials would give is read off the first arm too: the worker's
 growth between 10 trials and N trials.
@@ -38,7 +38,7 @@ from _harness import env, loadavg, machine, machine_line, publish, rss_mb, sweep
 
 NAME = "memory"
 LIMIT_MB = 500
-RECYCLE = 100  # sweep's default SWEEP_RECYCLE_AFTER_TRIALS
+RECYCLE = 100  # SWEEP_RECYCLE_AFTER_TRIALS of the recycling arm (sweep's default is 1000)
 ARMS = {"no recycling": "1000", f"recycling every {RECYCLE}": str(RECYCLE)}  # SWEEP_RECYCLE_AFTER_TRIALS
 SAMPLE_S = 0.5
 
@@ -145,7 +145,7 @@ def _table(p: dict) -> str:
         "",
         f"Two `sweep run` studies of {p['trials']} tiny trials (seed CNN, 1 epoch on 90 synthetic images), one "
         "worker each, side by side: every trial in one process (`SWEEP_RECYCLE_AFTER_TRIALS=1000`) against "
-        f"recycling every {RECYCLE} trials (sweep's default). Each worker reuses one compiled model for its "
+        f"recycling every {RECYCLE} trials. Each worker reuses one compiled model for its "
         "trials (`sweep/model_cache.py`). Resident "
         "memory (VmRSS, MB) of the process that trains, after N finished trials; \"all\" adds the `sweep run` "
         "parent and its helpers. Wall time "

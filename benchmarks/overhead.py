@@ -130,10 +130,11 @@ def _check_all_complete(storage: str, name: str, n: int) -> None:
 
 # Kept in the section across reruns: the figure before a fix, which a rerun cannot reproduce.
 HISTORY = (
-    "Earlier run, not side by side with the table above: before commit e34ad4e removed a second "
-    "`gc.collect()` per trial (0.28 s a trial, measured by timing the worker loop's calls) and under a load "
-    "average of 6 to 43, the same command gave a median of 1.218 (sweep 172.8 s, bare 136.5 s; repeats 1.299, "
-    "1.159, 1.218)."
+    "Earlier runs of the same command, not side by side with the table above: before the worker reused "
+    "one compiled model (commit 957af74), 2026-11-29 12:07 UTC, load 2 to 3: median 1.080 over 5 repeats "
+    "(sweep 33.8 s, bare 33.8 s; +0.30 s a trial: the model build and trace each trial pays in both arms, "
+    "plus sweep's storage writes). Before commit e34ad4e removed a second `gc.collect()` per trial (0.28 s a "
+    "trial) and under a load average of 6 to 43: 1.218."
 )
 
 

@@ -132,7 +132,7 @@ def test_three_workers_share_one_sqlite_file(tmp_path):
     raw["data"]["limit"] = 300
     raw["model"] = {"filters": [4], "dense_units": 16, "dropout": 0.0}
     (tmp_path / "resume.yaml").write_text(yaml.safe_dump(raw))
-    # Workers replaced every 4 trials: the recycling path runs too (default 100).
+    # Workers replaced every 4 trials: the recycling path runs too (default 1000).
     process = _start(tmp_path, "--workers", "3", SWEEP_RECYCLE_AFTER_TRIALS="4")
     output, _ = process.communicate(timeout=400)
     assert process.returncode == 0, output

@@ -16,10 +16,12 @@ from sweep.commands import (EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, command, co
                             storage_faults)
 
 RESULTS_DIR = Path("results")
-# A worker reuses one compiled model (sweep.model_cache) and grows about 0.6 MB a trial
-# (building a model per trial leaked 15 MB: GUIDE §4); replacing it after this many trials
-# bounds what any other leak can add (benchmarks/memory.py).
-RECYCLE_AFTER_TRIALS = int(os.environ.get("SWEEP_RECYCLE_AFTER_TRIALS", "100"))
+# A worker reuses one compiled model (sweep.model_cache) and grows about 0.4 MB a trial
+# (+112 MB from trial 10 to 300; building a model per trial leaked 15 MB: GUIDE §4).
+# Replacing it after this many trials bounds what any other leak could add; not sooner,
+# because with one worker the replaced `sweep run` process keeps its memory meanwhile
+# (benchmarks/memory.py: recycling every 100 doubled the total).
+RECYCLE_AFTER_TRIALS = int(os.environ.get("SWEEP_RECYCLE_AFTER_TRIALS", "1000"))
 EXIT_RECYCLE = 75  # a worker that stopped to be replaced, not because the study is done
 
 
