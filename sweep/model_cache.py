@@ -56,5 +56,5 @@ class ModelCache:
 
 
 def _seed_generators(model: keras.Model) -> list:
-    """The models' dropout seed generators, in layer order."""
-    return [gen for layer in model.layers for gen in getattr(layer, "_seed_generators", [])]
+    """The random layers' seed generators (Dropout's), in layer order."""
+    return [layer.seed_generator for layer in model.layers if hasattr(layer, "seed_generator")]

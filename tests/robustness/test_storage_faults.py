@@ -1,7 +1,6 @@
 """Storage faults: each a clear error, and nothing already stored harmed."""
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
