@@ -11,7 +11,7 @@
 
 Arms alternate within each repeat; medians over repeats.
 
-    python benchmarks/levers.py [--quick] [--repeats 5]
+    python benchmarks/levers.py [--quick] [--repeats 8]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ NAME = "levers"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 repeats; leaves the results alone")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=8)
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else args.repeats
     start_load = loadavg()

@@ -8,7 +8,7 @@ trials enqueued with sweep's own code before the timer starts; what is timed is
 ``sweep run CONFIG --storage sqlite:///... --no-report``. Arms alternate (ABAB...);
 the figure is the median over repeats of sweep/bare. Goal: at most 1.05.
 
-    python benchmarks/overhead.py [--quick] [--repeats 3] [--epochs 3]
+    python benchmarks/overhead.py [--quick] [--repeats 5] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def prepare_study(config: Path, storage: str, trials: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 trials, 1 epoch, 1 repeat: checks the harness")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--bare", nargs=2, metavar=("CONFIG", "TRIALS_JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

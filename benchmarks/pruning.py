@@ -6,7 +6,7 @@ finished trials) and ``study.pruner=none``. The arms alternate which goes first.
 Epochs trained are the trials' ``epochs_run``; the best value is the study's best
 complete trial (what ``sweep report`` would hand over).
 
-    python benchmarks/pruning.py [--quick] [--seeds 2] [--trials 12]
+    python benchmarks/pruning.py [--quick] [--seeds 3] [--trials 12]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def run_arm(work: Path, pruner: str, seed: int, trials: int, epochs: int) -> dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, 7 trials, 3 epochs; leaves the results alone")
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args(argv)

@@ -21,7 +21,7 @@ Every arm: the same CNN (``sweep.model``), the same split (``sweep.data``), sche
 from ``sweep.schedules``. Each run is capped (trials and seconds); a run that hits the
 cap is "not reached" and counts as infinitely slow in the medians.
 
-    python benchmarks/time_to_target.py [--quick] [--seeds 3] [--trials 30] [--cap-s 300]
+    python benchmarks/time_to_target.py [--quick] [--seeds 8] [--trials 30] [--cap-s 300]
 
 Needs ``pip install "keras-tuner[bayesian]" tensorboard`` (benchmark only; not a sweep
 dependency: BayesianOptimization needs scikit-learn, and every KerasTuner trial fails
@@ -236,7 +236,7 @@ def child(arm: str, seed: int, target: float, trials: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, 3 trials, 60 s cap; leaves the results alone")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--cap-s", type=float, default=300.0)
     parser.add_argument("--regrid", action="store_true", help="recompute the constant-LR grid")

@@ -9,7 +9,7 @@ Arms rotate within each round. Two rates: over the whole command (process start,
 workers' TensorFlow imports included), and steady state (trials finished between the
 first trial's start and the last one's end).
 
-    python benchmarks/workers.py [--quick] [--rounds 2] [--trials 10]
+    python benchmarks/workers.py [--quick] [--rounds 2] [--trials 40]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 round, 4 trials, 1 epoch; leaves the results alone")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args(argv)
     rounds, trials, epochs = (1, 4, 1) if args.quick else (args.rounds, args.trials, args.epochs)
