@@ -106,7 +106,6 @@ def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks
                 raise StudyError(f"cannot create {path.parent}: {exc.strerror}") from None
         elif not create:
             check_study_database(path)
-        _enable_wal(path)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     heartbeat_kwargs: dict[str, Any] = {}
     if heartbeat:
@@ -119,6 +118,8 @@ def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks
         else:
             guard = _sqlite_setup_lock(path) if path is not None else nullcontext()
         with guard:
+            if path is not None:
+                _enable_wal(path)  # under the lock: switching to WAL needs the file to itself
             storage = optuna.storages.RDBStorage(template, engine_kwargs=engine_kwargs, **heartbeat_kwargs)
     except StudyError:
         raise
@@ -247,9 +248,12 @@ def _sqlite_hint(path: Path) -> str:
 
 def _enable_wal(path: Path) -> None:
     # WAL is a property of the database file: set once, every later connection uses it.
+    # Reading the mode takes no lock; switching it does (and fails at once, busy timeout
+    # or not, while another process reads), so switch only when needed.
     try:
-        with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
+        with closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)) as conn:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.DatabaseError as exc:
         raise StudyError(f"{path}: not a usable SQLite database ({exc}){_sqlite_hint(path)}") from None
 
