@@ -72,7 +72,7 @@ class IntRange(_Section):
 
 class StudyConfig(_Section):
     name: str = "sweep"
-    storage: str | None = None
+    storage: str | None = Field(default=None, min_length=1)  # "" is a mistake, not "the default"
     n_trials: int = Field(default=40, ge=1, le=MAX_TRIALS)
     timeout_s: float | None = Field(default=None, gt=0)
     metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
@@ -257,8 +257,13 @@ def parse_yaml(text: str, source: str) -> Any:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each ``dotted.key=value`` applied (values parsed as YAML)."""
+    """Return a copy of ``raw`` with each ``dotted.key=value`` applied (values parsed as YAML).
+
+    A section the config leaves out starts from its defaults, so that
+    ``search.initial_lr.high=0.5`` keeps the default ``low``.
+    """
     result = _deep_copy(raw)
+    defaults = Config().to_dict()
     for item in overrides:
         key, sep, value_text = item.partition("=")
         parts = key.strip().split(".")
@@ -266,8 +271,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> d
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. train.epochs=3")
         value = parse_yaml(value_text, f"--set {item!r}") if value_text.strip() else None
         node = result
+        default_node: Any = defaults
         for depth, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
+            default_node = default_node.get(part) if isinstance(default_node, dict) else None
+            if part not in node:
+                node[part] = _deep_copy(default_node) if isinstance(default_node, dict) else {}
+            child = node[part]
             if not isinstance(child, dict):
                 path = ".".join(parts[: depth + 1])
                 raise ConfigError(f"--set {item!r}: {path} is a value, not a section")

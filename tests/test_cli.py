@@ -46,6 +46,11 @@ def test_config_errors_are_one_line_exit_2_and_import_no_tensorflow(tmp_path):
         (["train", "configs/quickstart.yaml", "--set", "nodot", "--params", "{}"], "expected KEY=VALUE"),
         (["train", "configs/missing.yaml", "--params", "{}"], "no such file"),
         (["train", "configs/quickstart.yaml", "--params", '{"initial_lr": 0}'], "initial_lr"),
+        (["status", "--storage", ""], "--storage: empty URL"),
+        (["run", "configs/quickstart.yaml", "--storage", " "], "--storage: empty URL"),
+        (["report", "quickstart", "--storage", ""], "--storage: empty URL"),
+        (["compare", "a", "b", "--storage", ""], "--storage: empty URL"),
+        (["run", "configs/quickstart.yaml", "--set", "study.storage=''"], "study.storage"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, monkeypatch, argv, fragment):

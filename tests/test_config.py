@@ -36,6 +36,14 @@ def test_overrides_parse_values_as_yaml(write_config):
     assert c.train.epochs == 3 and c.data.path == "/x" and c.search.schedules == ["cosine", "linear"]
 
 
+def test_an_override_into_a_missing_section_keeps_that_sections_defaults(write_config):
+    c = load_config(write_config("study: {name: a}\n"), ["search.initial_lr.high=0.5", "lr_finder.narrow=false"])
+    assert (c.search.initial_lr.low, c.search.initial_lr.high) == (pytest.approx(1e-5), 0.5)
+    assert c.lr_finder.narrow is False and c.lr_finder.num_steps == 100
+    given = load_config(write_config("search: {initial_lr: {low: 1.0e-4, high: 1.0}}\n"), ["search.initial_lr.high=0.5"])
+    assert (given.search.initial_lr.low, given.search.initial_lr.high) == (pytest.approx(1e-4), 0.5)
+
+
 def test_overrides_do_not_mutate_input():
     raw = {"train": {"epochs": 1}}
     apply_overrides(raw, ["train.epochs=5"], "x")

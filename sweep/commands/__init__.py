@@ -48,6 +48,14 @@ def config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def storage_url(text: str) -> str:
+    """``--storage``'s type: an empty URL (``--storage ''``, an unset shell variable) is an
+    error, not a silent fall-back to the default database."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty URL; give one, e.g. sqlite:///studies/NAME.db or postgresql+psycopg://...")
+    return text
+
+
 def import_keras_quietly() -> None:
     """Import Keras (and its backend) with file descriptor 2 silenced.
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from sweep.commands import EXIT_OK, command, import_keras_quietly, storage_faults
+from sweep.commands import EXIT_OK, command, import_keras_quietly, storage_faults, storage_url
 from sweep.errors import ConfigError
 
 
 def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="study name, or URL#NAME for a study in another storage")
     parser.add_argument("--top", metavar="K", type=int, default=1, help="how many of the best trials (default 1)")
-    parser.add_argument("--storage", metavar="URL", default=None,
+    parser.add_argument("--storage", metavar="URL", type=storage_url, default=None,
                         help="storage URL (default: sqlite:///studies/NAME.db)")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sweep.commands import EXIT_OK, command
+from sweep.commands import EXIT_OK, command, storage_url
 from sweep.errors import ConfigError
 
 RESULTS_DIR = Path("results")
@@ -13,7 +13,7 @@ RESULTS_DIR = Path("results")
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="study name, or URL#NAME for a study in another storage")
-    parser.add_argument("--storage", metavar="URL", default=None,
+    parser.add_argument("--storage", metavar="URL", type=storage_url, default=None,
                         help="storage URL (default: sqlite:///studies/NAME.db)")
     parser.add_argument("--out", metavar="DIR", default=None, help="output folder (default: results/NAME)")
 
@@ -21,7 +21,7 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 def _compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="+", metavar="NAME",
                         help="two or more study names, each NAME or URL#NAME")
-    parser.add_argument("--storage", metavar="URL", action="append", default=[],
+    parser.add_argument("--storage", metavar="URL", type=storage_url, action="append", default=[],
                         help="storage URL: once for every study, or once per study in the order of the names")
     parser.add_argument("--out", metavar="DIR", default=None, help="output folder (default: results/compare-A-B...)")
 

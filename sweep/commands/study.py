@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from sweep.commands import (EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, command, config_arguments, import_keras_quietly,
-                            storage_faults)
+                            storage_faults, storage_url)
 
 RESULTS_DIR = Path("results")
 # A worker reuses one compiled model (sweep.model_cache) and grows about 0.4 MB a trial
@@ -48,7 +48,7 @@ def _n_trials(text: str) -> int:
 
 
 def _storage_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--storage", metavar="URL", default=None,
+    parser.add_argument("--storage", metavar="URL", type=storage_url, default=None,
                         help="SQLAlchemy URL of the study's database (default: study.storage, "
                              "else sqlite:///studies/NAME.db), e.g. postgresql+psycopg://user:pw@host/db")
 
