@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -10,7 +11,10 @@ import optuna
 from optuna.trial import TrialState
 
 from sweep import attrs
+from sweep.errors import StudyError
 from sweep.storage import STUDIES_DIR, make_storage, mask_url
+
+log = logging.getLogger(__name__)
 
 _STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL)
 
@@ -18,12 +22,22 @@ _STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialStat
 def study_table(storage_url: str | None = None) -> str:
     """One row per study: in ``storage_url``, or in every ``studies/*.db``."""
     urls = [storage_url] if storage_url else [f"sqlite:///{path}" for path in sorted(STUDIES_DIR.glob("*.db"))]
-    rows = []
+    rows, skipped = [], []
     for url in urls:
-        storage = make_storage(url, create=False)
+        try:
+            storage = make_storage(url, create=False)
+        except StudyError as exc:
+            if storage_url:
+                raise
+            skipped.append(exc)  # one stray file in studies/ must not hide every other study
+            continue
         for summary in storage.get_all_studies():
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
             rows.append(_row(study, url))
+    if skipped and not rows:
+        raise skipped[0]
+    for exc in skipped:
+        log.warning("skipped: %s", exc)
     if not rows:
         where = mask_url(storage_url) if storage_url else f"{STUDIES_DIR}/"
         return f"no studies in {where}; start one with 'sweep run CONFIG'"

@@ -51,6 +51,18 @@ def test_a_corrupt_sqlite_file_is_reported_and_left_as_it_was(cli):
         cli.assert_clear_error(*argv, expect="tiny.db")
 
 
+def test_status_lists_the_good_studies_beside_a_corrupt_file(cli, capsys):
+    _study_with_trials(cli.root)
+    (cli.root / "studies" / "stray.db").write_bytes(b"this is not a database" * 100)
+    from sweep.cli import main
+
+    assert main(["status"]) == 0
+    out, err = capsys.readouterr()
+    assert "tiny" in out and "stray.db" not in out
+    assert "stray.db: not a usable SQLite database" in err
+    assert (cli.root / "studies" / "stray.db").read_bytes() == b"this is not a database" * 100
+
+
 def test_a_truncated_study_database(cli):
     _study_with_trials(cli.root)
     db = cli.root / "studies" / "tiny.db"
