@@ -16,16 +16,12 @@ and compiles its own model.
 
 from __future__ import annotations
 
-import logging
-
 import keras
 
 from sweep.config import Config
 from sweep.model import build_model, compile_model
 from sweep.params import TrialParams
 from sweep.schedules import TrialSchedule
-
-log = logging.getLogger(__name__)
 
 
 class ModelCache:
@@ -39,10 +35,11 @@ class ModelCache:
     def model_for(self, config: Config, params: TrialParams, total_steps: int) -> keras.Model:
         fresh = build_model(config.model)  # draws the trial's initial weights and seeds
         key = f"{config.model.model_dump_json()}|{config.train.optimizer}|{config.train.steps_per_execution}"
-        if self._model is None or key != self._key or keras.backend.backend() != "tensorflow":
+        reusable = keras.backend.backend() == "tensorflow"
+        if not reusable or self._model is None or key != self._key:
             schedule = TrialSchedule(params, total_steps)
             model = compile_model(fresh, schedule, config.train.optimizer, config.train.steps_per_execution)
-            if keras.backend.backend() == "tensorflow":
+            if reusable:
                 self._model, self._schedule, self._key = model, schedule, key
             return model
         model = self._model

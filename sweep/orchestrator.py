@@ -315,7 +315,7 @@ def _worker_loop(study, storage, objective, config: Config, worker_index: int, m
                 study.tell(trial, state=TrialState.FAIL)
                 continue
             # No keras.backend.clear_session() here: the objective reuses one compiled model
-            # (sweep.model_cache), which leaves about 0.6 MB a trial; clear_session() would
+            # (sweep.model_cache), which leaves about 0.4 MB a trial; clear_session() would
             # free that but costs 0.3 s a trial (its gc.collect()).
             state = _run_trial(study, storage, trial, objective, stop)
             done += 1

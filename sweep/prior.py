@@ -127,7 +127,7 @@ def seed_lrs(suggestion: float, low: float, high: float, k: int) -> list[float]:
     return seeded
 
 
-def seed_params(lr: float, space: dict, schedule: str = "constant") -> dict[str, Any]:
+def seed_params(lr: float, space: dict, schedule: str) -> dict[str, Any]:
     """Trial params testing ``lr`` with ``schedule`` (or the closest one the space allows),
     no warmup and mid-range decay."""
     if schedule not in space["schedules"]:

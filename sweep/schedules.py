@@ -20,7 +20,7 @@ import keras
 from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 
-from sweep.config import SCHEDULES
+from sweep.config import DECAY_SCHEDULES, SCHEDULES
 from sweep.params import TrialParams
 from sweep.schedule_math import warmup_steps
 
@@ -46,7 +46,7 @@ class TrialSchedule(LearningRateSchedule):
         if total_steps < 1:
             raise ValueError(f"Argument `total_steps` must be >= 1. Received: total_steps={total_steps}")
         warmup = warmup_steps(params.warmup_fraction, total_steps)
-        decays = params.schedule in ("exponential", "step")
+        decays = params.schedule in DECAY_SCHEDULES
         values = {
             "kind": SCHEDULES.index(params.schedule),
             "initial_lr": params.initial_lr,
