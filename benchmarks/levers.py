@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from sweep.config import DataConfig, ModelConfig
-    from sweep.data import load_dataset
-    from sweep.model import build_model, compile_model
+    from sweep.training.data import load_dataset
+    from sweep.training.model import build_model, compile_model
 
     data = load_dataset(DataConfig(source="idx", path=str(SAMPLE)), 0)
     fit = dict(x=data.x_train, y=data.y_train, validation_data=(data.x_val, data.y_val), verbose=0, shuffle=True)

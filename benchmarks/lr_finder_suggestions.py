@@ -2,7 +2,7 @@
 
 For each seed and each ``num_steps``: one range test (valley, steep and minimum
 suggestions; wall time including the model's build) and, side by side, two epochs of
-normal training of the same CNN (``sweep.trainer.train``, constant LR 1e-3, wall time
+normal training of the same CNN (``sweep.training.trainer.train``, constant LR 1e-3, wall time
 including the build). Writes benchmarks/results/lr_finder_suggestions.json and the
 table in benchmarks/README.md.
 
@@ -43,10 +43,10 @@ def sample_config(data_path: Path, num_steps: int):
 def measure(data_path: Path, seeds: int, steps: list[int]) -> list[dict]:
     import keras
 
-    from sweep.data import load_dataset
-    from sweep.lr_finder import run_range_test
-    from sweep.params import TrialParams
-    from sweep.trainer import train
+    from sweep.training.data import load_dataset
+    from sweep.search.lr_finder import run_range_test
+    from sweep.training.params import TrialParams
+    from sweep.training.trainer import train
 
     rows = []
     data = load_dataset(sample_config(data_path, steps[0]).data, 0)
@@ -79,7 +79,7 @@ def table(rows: list[dict], steps: list[int], num_train: int) -> str:
         "",
         f"Real sample ({num_train} training images), batch 64, Adam, the default CNN; start 1e-7, end 10, "
         "smoothing 0.98. Cost: the range test's wall time against 2 epochs of normal training "
-        "(`sweep.trainer.train`), both including the model build, run side by side; medians over seeds.",
+        "(`sweep.training.trainer.train`), both including the model build, run side by side; medians over seeds.",
         "",
         "| num_steps | seed | valley | steep | minimum | steps run | range test s | 2 epochs s | cost (epochs) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, nargs="+", default=[300, 100], help="num_steps values to compare")
     args = parser.parse_args(argv)
     rows = measure(args.data, args.seeds, args.steps)
-    from sweep.data import load_dataset
+    from sweep.training.data import load_dataset
 
     num_train = load_dataset(sample_config(args.data, args.steps[0]).data, 0).num_train
     markdown = table(rows, args.steps, num_train)

@@ -46,11 +46,11 @@ def bare_keras(config_path: str, trials_json: str) -> None:
     import keras
 
     from sweep.config import load_config
-    from sweep.data import load_dataset
-    from sweep.model import build_model, compile_model
-    from sweep.params import TrialParams
-    from sweep.schedules import build_schedule
-    from sweep.trainer import total_steps
+    from sweep.training.data import load_dataset
+    from sweep.training.model import build_model, compile_model
+    from sweep.training.params import TrialParams
+    from sweep.training.schedules import build_schedule
+    from sweep.training.trainer import total_steps
 
     cfg = load_config(config_path, [])
     data = load_dataset(cfg.data, cfg.study.seed)
@@ -68,7 +68,7 @@ def prepare_study(config: Path, storage: str, trials: list[dict]) -> None:
     import optuna
 
     from sweep.config import load_config
-    from sweep.study_setup import open_study
+    from sweep.study.setup import open_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(load_config(config, []), storage, n_trials=len(trials))

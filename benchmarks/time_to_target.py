@@ -17,8 +17,8 @@ end of the first epoch whose val_accuracy reaches the target:
   warmup and decay ranges, 5 epochs;
 - ``kerastuner``: KerasTuner's BayesianOptimization on the same space and loop.
 
-Every arm: the same CNN (``sweep.model``), the same split (``sweep.data``), schedules
-from ``sweep.schedules``. Each run is capped (trials and seconds); a run that hits the
+Every arm: the same CNN (``sweep.training.model``), the same split (``sweep.training.data``), schedules
+from ``sweep.training.schedules``. Each run is capped (trials and seconds); a run that hits the
 cap is "not reached" and counts as infinitely slow in the medians.
 
     python benchmarks/time_to_target.py [--quick] [--seeds 8] [--trials 30] [--cap-s 300]
@@ -65,9 +65,9 @@ def grid(seeds: list[int], epochs: int) -> dict[str, dict]:
 
     import_keras_quietly()
     from sweep.config import config_from_dict
-    from sweep.data import load_dataset
-    from sweep.params import TrialParams
-    from sweep.trainer import train
+    from sweep.training.data import load_dataset
+    from sweep.training.params import TrialParams
+    from sweep.training.trainer import train
 
     out = {}
     for seed in seeds:
@@ -168,11 +168,11 @@ def child(arm: str, seed: int, target: float, trials: int) -> None:
     import tensorflow as tf
 
     from sweep.config import SCHEDULES, DataConfig, ModelConfig
-    from sweep.data import load_dataset
-    from sweep.model import build_model, compile_model
-    from sweep.params import TrialParams
-    from sweep.schedules import build_schedule
-    from sweep.trainer import total_steps
+    from sweep.training.data import load_dataset
+    from sweep.training.model import build_model, compile_model
+    from sweep.training.params import TrialParams
+    from sweep.training.schedules import build_schedule
+    from sweep.training.trainer import total_steps
 
     data = load_dataset(DataConfig(source="idx", path=str(SAMPLE)), seed)
     train_ds = (tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))

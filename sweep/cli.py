@@ -1,4 +1,4 @@
-"""The command line: argv in, exit code out. The only module that prints or sets up logging.
+"""The command line: argv in, exit code out. The only module that prints (with ``sweep.commands``).
 
 Subcommands live in a registry; each handler imports what it needs when it runs, so
 ``sweep --help`` and config errors never import TensorFlow. Errors become exit codes
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from sweep import __version__
 from sweep.commands import COMMANDS, EXIT_BAD_INPUT, EXIT_INTERRUPTED
 from sweep.errors import ConfigError, SweepError
+from sweep.logs import quiet_tensorflow, setup_logging
 
 log = logging.getLogger("sweep")
 
@@ -42,36 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_arguments(sub)
         sub.set_defaults(handler=cmd.handler)
     return parser
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is now (tests swap it between calls of main)."""
-
-    @property
-    def stream(self):  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value) -> None:
-        pass
-
-
-def setup_logging(level: int, prefix: str = "") -> None:
-    """Log sweep's messages at ``level`` to stderr (worker processes add a ``prefix``)."""
-    handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter(f"{prefix}[%(asctime)s %(levelname).1s] %(message)s", "%H:%M:%S"))
-    root = logging.getLogger("sweep")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-
-
-def quiet_tensorflow() -> None:
-    # Must happen before TensorFlow is imported: it reads these at import time.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes: one model per trial is by design
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """The subcommand registry. Each module here registers its commands with ``@command``.
 
 Modules import only argparse-level code at import time; handlers import the heavy
-parts (Keras, Optuna, pandas) when they run, so ``sweep --help`` stays fast.
+parts (Keras, Optuna, pandas) when they run, so ``sweep --help`` stays fast. The top
+layer under ``sweep.cli``: may import every layer below; nothing but ``sweep.cli`` imports it.
 """
 
 from __future__ import annotations
@@ -86,11 +87,11 @@ def import_keras_quietly() -> None:
 @contextmanager
 def storage_faults(url: str) -> Iterator[None]:
     """A storage that refuses a command's writes (a read-only folder or database user, a full
-    disk) is one line and exit 1, as it is once the workers run (orchestrator)."""
+    disk) is one line and exit 1, as it is once the workers run (sweep.study.worker)."""
     import optuna
 
     from sweep.errors import TrainingError
-    from sweep.storage import mask_secrets, mask_url
+    from sweep.storage.database import mask_secrets, mask_url
 
     try:
         yield

@@ -19,7 +19,7 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
          _evaluate_arguments)
 def _evaluate(args: argparse.Namespace) -> int:
     from sweep.report.source import split_spec
-    from sweep.storage import load_study
+    from sweep.storage.database import load_study
 
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1, got {args.top}")
@@ -29,7 +29,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     study = load_study(name, url or args.storage)
 
     import_keras_quietly()
-    from sweep.evaluate import evaluate_study, study_config, top_trials
+    from sweep.study.evaluate import evaluate_study, study_config, top_trials
 
     trials = top_trials(study, args.top)
     config = study_config(study)
@@ -43,7 +43,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"trial #{result.trial} ({params}): test accuracy {result.test_accuracy:.4f}, "
               f"test loss {result.test_loss:.4f} ({result.seconds:.1f}s)", flush=True)
 
-    from sweep.storage import resolve_storage_url
+    from sweep.storage.database import resolve_storage_url
 
     with storage_faults(resolve_storage_url(name, url or args.storage)):  # results are stored in the study
         results = evaluate_study(study, args.top, on_result=show)

@@ -19,7 +19,7 @@ def _lr_find_arguments(parser: argparse.ArgumentParser) -> None:
 @command("lr-find", "run the LR range test: suggested initial LR, bounds and a plot", _lr_find_arguments)
 def _lr_find(args: argparse.Namespace) -> int:
     from sweep.config import load_config
-    from sweep.data import load_dataset
+    from sweep.training.data import load_dataset
 
     config = load_config(args.config, args.set)
     seed = config.study.seed if args.seed is None else args.seed
@@ -32,8 +32,8 @@ def _lr_find(args: argparse.Namespace) -> int:
     )
 
     import_keras_quietly()
-    from sweep.lr_finder import run_range_test
-    from sweep.lr_finder_plot import save_lr_finder_png
+    from sweep.search.lr_finder import run_range_test
+    from sweep.search.lr_finder_plot import save_lr_finder_png
 
     result = run_range_test(config, data, seed=seed).to_dict()
     out_dir = RESULTS_DIR / config.study.name

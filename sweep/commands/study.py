@@ -16,7 +16,7 @@ from sweep.commands import (EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, command, co
                             storage_faults, storage_url)
 
 RESULTS_DIR = Path("results")
-# A worker reuses one compiled model (sweep.model_cache) and grows about 0.4 MB a trial
+# A worker reuses one compiled model (sweep.training.model_cache) and grows about 0.4 MB a trial
 # (+112 MB from trial 10 to 300; building a model per trial leaked 15 MB: GUIDE §4).
 # Replacing it after this many trials bounds what any other leak could add; not sooner,
 # because with one worker the replaced `sweep run` process keeps its memory meanwhile
@@ -81,14 +81,14 @@ def _resume_arguments(parser: argparse.ArgumentParser) -> None:
 @command("run", "create or continue the study a config describes, until its budget is spent", _run_arguments)
 def _run(args: argparse.Namespace) -> int:
     from sweep.config import load_config
-    from sweep.storage import resolve_storage_url
+    from sweep.storage.database import resolve_storage_url
 
     config = load_config(args.config, args.set)
     url = resolve_storage_url(config.study.name, args.storage or config.study.storage)
     _quiet_optuna()
     if config.lr_finder.enabled:
         import_keras_quietly()  # the range test may run when the study is created
-    from sweep.study_setup import open_study
+    from sweep.study.setup import open_study
 
     with storage_faults(url):
         study = open_study(config, url, force=args.force, n_trials=args.n_trials)
@@ -99,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from sweep.config import apply_overrides, config_from_dict
     from sweep.errors import ConfigError
-    from sweep.study_setup import MUTABLE_FIELDS, reopen_study
+    from sweep.study.setup import MUTABLE_FIELDS, reopen_study
 
     _quiet_optuna()
     for item in args.set:
@@ -107,7 +107,7 @@ def _resume(args: argparse.Namespace) -> int:
         if key not in MUTABLE_FIELDS - {"study.n_trials", "study.storage"}:
             raise ConfigError(f"--set {item!r}: resume can only change data.path, study.workers or study.timeout_s "
                               "(the rest is fixed by the study; use --n-trials for the budget)")
-    from sweep.storage import resolve_storage_url
+    from sweep.storage.database import resolve_storage_url
 
     url = resolve_storage_url(args.name, args.storage)
     with storage_faults(url):
@@ -130,8 +130,9 @@ def _quiet_optuna() -> None:
 
 def _drive(study, config, url: str, args: argparse.Namespace) -> int:
     """Run the study's workers, then summarise and report."""
-    from sweep.orchestrator import budget, checkpoints_dir
-    from sweep.storage import mask_url
+    from sweep.storage.database import checkpoints_dir
+    from sweep.study.budget import budget
+    from sweep.storage.database import mask_url
 
     workers = args.workers or config.study.workers
     status = budget(study)
@@ -155,13 +156,13 @@ def _run_workers(study, url: str, config, workers: int) -> int:
     ``RECYCLE_AFTER_TRIALS`` trials, so leaked Keras memory never accumulates."""
     import time
 
-    from sweep.orchestrator import budget
+    from sweep.study.budget import budget
 
     deadline = time.time() + config.study.timeout_s if config.study.timeout_s else None
     if workers == 1:
         # The first trials run in this process: no start-up cost for small studies.
         import_keras_quietly()
-        from sweep.orchestrator import run_worker
+        from sweep.study.worker import run_worker
 
         reason = run_worker(study.study_name, url, config=config, max_trials=RECYCLE_AFTER_TRIALS, deadline=deadline)
         if reason != "max_trials":
@@ -219,7 +220,7 @@ def _worker_process(name: str, url: str, config_dict: dict, index: int, level: i
         os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
     # JAX would otherwise reserve 75% of the GPU's memory in the first worker.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    from sweep.cli import quiet_tensorflow, setup_logging
+    from sweep.logs import quiet_tensorflow, setup_logging
     from sweep.config import config_from_dict
     from sweep.errors import SweepError
 
@@ -227,7 +228,7 @@ def _worker_process(name: str, url: str, config_dict: dict, index: int, level: i
     setup_logging(level, prefix=f"w{index} ")
     _quiet_optuna()
     import_keras_quietly()
-    from sweep.orchestrator import run_worker
+    from sweep.study.worker import run_worker
 
     try:
         reason = run_worker(name, url, worker_index=index, config=config_from_dict(config_dict),
@@ -252,7 +253,7 @@ def _gpu_count() -> int:
 
 
 def _print_best(study) -> None:
-    from sweep.orchestrator import budget
+    from sweep.study.budget import budget
 
     status = budget(study)
     try:
@@ -272,7 +273,7 @@ def _status_arguments(parser: argparse.ArgumentParser) -> None:
 @command("status", "list studies (trials by state, best value, budget left), or one study in detail",
          _status_arguments)
 def _status(args: argparse.Namespace) -> int:
-    from sweep.status import study_detail, study_table
+    from sweep.study.status import study_detail, study_table
 
     if args.name:
         print(study_detail(args.name, args.storage))

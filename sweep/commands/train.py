@@ -35,19 +35,19 @@ def _params_of(config_path: str) -> str:
 @command("train", "train one configuration, no study (reproduce a trial)", _train_arguments)
 def _train(args: argparse.Namespace) -> int:
     from sweep.config import load_config
-    from sweep.params import parse_params
+    from sweep.training.params import parse_params
 
     config = load_config(args.config, args.set)
     params = parse_params(args.params if args.params is not None else _params_of(args.config))
     seed = config.study.seed if args.seed is None else args.seed
 
-    from sweep.data import load_dataset
+    from sweep.training.data import load_dataset
 
     data = load_dataset(config.data, config.study.seed)
     print(f"training {params.to_dict()} on {data.num_train} images, validating on {len(data.y_val)}", flush=True)
 
     import_keras_quietly()
-    from sweep.trainer import train
+    from sweep.training.trainer import train
 
     epochs = config.train.epochs
 

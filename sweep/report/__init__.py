@@ -2,7 +2,9 @@
 best_config.yaml, lr_finder.json and figures/*.png; and side-by-side comparisons.
 
 Reads Optuna studies with pandas and draws with matplotlib (Agg); never imports
-Keras or TensorFlow, so ``sweep report`` starts fast.
+Keras or TensorFlow, so ``sweep report`` starts fast. May import ``sweep.search``'s
+plot, ``sweep.training.schedule_math``, ``sweep.storage`` and the root modules; never
+``sweep.study``, ``sweep.commands`` or ``sweep.cli`` (import-linter checks it).
 
     from sweep.report import write_report
     write_report(study, Path("results") / study.study_name, storage_url=url)

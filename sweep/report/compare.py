@@ -22,7 +22,7 @@ from sweep.report.data import ReportData
 from sweep.report.figures import WIDE, Image, render, time_axis
 from sweep.report.findings import Finding
 from sweep.report.fmt import fmt_lr, fmt_value
-from sweep.storage import sqlite_path
+from sweep.storage.database import sqlite_path
 
 FIGURE_NAMES = ["best_so_far", "importances"]
 

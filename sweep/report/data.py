@@ -19,7 +19,7 @@ import pandas as pd
 from sweep import attrs
 from sweep.config import SCHEDULES
 from sweep.report import stats
-from sweep.storage import mask_url
+from sweep.storage.database import mask_url
 
 TOP_K = 5
 CSV_COLUMNS = [

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from sweep.lr_finder_plot import draw_lr_finder
+from sweep.search.lr_finder_plot import draw_lr_finder
 from sweep.report import stats
 from sweep.report.data import ReportData
 

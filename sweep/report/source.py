@@ -15,7 +15,7 @@ import optuna
 
 from sweep.config import validate_study_name
 from sweep.errors import StudyError
-from sweep.storage import (SQLITE_BUSY_TIMEOUT_S, check_study_database, load_study, mask_url, resolve_storage_url,
+from sweep.storage.database import (SQLITE_BUSY_TIMEOUT_S, check_study_database, load_study, mask_url, resolve_storage_url,
                            sqlite_path, study_names)
 
 

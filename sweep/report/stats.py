@@ -19,7 +19,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from sweep.schedule_math import learning_rates
+from sweep.training.schedule_math import learning_rates
 
 log = logging.getLogger(__name__)
 

@@ -93,7 +93,7 @@ def test_a_missing_test_split_fails_evaluate_before_training(cli):
 
     from sweep import attrs
     from sweep.config import config_from_dict
-    from sweep.storage import make_storage
+    from sweep.storage.database import make_storage
     from tests.robustness.conftest import TINY
 
     import yaml

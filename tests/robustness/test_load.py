@@ -32,7 +32,7 @@ def test_a_huge_learning_rate_never_crashes_a_run(cli, schedules, n, report):
 
 
 def _trivial_worker(url: str, worker: int) -> None:
-    from sweep.storage import make_storage
+    from sweep.storage.database import make_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="load", storage=make_storage(url, create=False),
@@ -47,7 +47,7 @@ def _trivial_worker(url: str, worker: int) -> None:
 
 @pytest.mark.slow
 def test_500_trials_across_two_processes_on_sqlite(tmp_path):
-    from sweep.storage import make_storage
+    from sweep.storage.database import make_storage
 
     url = f"sqlite:///{tmp_path}/load.db"
     study = optuna.create_study(study_name="load", storage=make_storage(url, create=True))

@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from sweep.errors import StudyError
-from sweep.storage import make_storage
+from sweep.storage.database import make_storage
 from tests.conftest import ROOT
 from tests.robustness.conftest import copy_study, fill, read_only, small_disk, snapshot, study_rows
 

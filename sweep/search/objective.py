@@ -1,0 +1,137 @@
+"""One trial: Optuna trial -> parameters -> (resumed) training -> value, with per-epoch pruning.
+
+Every epoch the objective reports the metric (Optuna's intermediate value), stores the
+history in the trial's user attrs (so ``sweep status`` and reports see running trials)
+and checkpoints the model, so an interrupted trial continues at its last epoch. A
+diverging trial is recorded as PRUNED with ``prune_reason="diverged"`` rather than
+FAIL: the sampler then learns that this region is bad instead of ignoring it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import keras
+import optuna
+
+from sweep import attrs
+from sweep.training.checkpoint import TrialCheckpoint
+from sweep.config import Config, StudyConfig
+from sweep.training.data import Dataset
+from sweep.training.model_cache import ModelCache
+from sweep.search.space import suggest_params
+from sweep.training.trainer import EpochLog, is_diverged, total_steps, train
+
+log = logging.getLogger(__name__)
+
+# Median pruning compares against at least this many finished trials, and never on the
+# first epoch alone (one epoch says little about a warmup or a decaying schedule).
+# Optuna prunes at a step >= n_warmup_steps, so 2 means "from the second epoch on".
+MEDIAN_STARTUP_TRIALS = 5
+MEDIAN_FIRST_PRUNABLE_EPOCH = 2
+
+
+def build_pruner(study: StudyConfig, epochs: int) -> optuna.pruners.BasePruner:
+    if study.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_FIRST_PRUNABLE_EPOCH)
+    if study.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def trial_seed(study_seed: int, root_trial: int) -> int:
+    """The seed of a trial: fixed by the study seed and the (root) trial number, so a retried
+    trial trains exactly as the original would have."""
+    return (study_seed * 1_000_003 + root_trial) % 2**31
+
+
+class Objective:
+    """The objective of one worker: call it with a trial, get the trial's value.
+
+    ``checkpoints_dir`` is the study's folder of per-trial checkpoints
+    (``studies/<name>/``); ``worker`` names this process (``host:pid``).
+    """
+
+    def __init__(self, config: Config, data: Dataset, space: dict[str, Any], checkpoints_dir: Path, worker: str):
+        self.config = config
+        self.data = data
+        self.space = space
+        self.checkpoints_dir = Path(checkpoints_dir)
+        self.worker = worker
+        self.models = ModelCache()  # one compiled model for all of this worker's trials
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config, study = self.config, self.config.study
+        params = suggest_params(trial, self.space)
+        # A retried trial inherits the user attrs of the trial it continues.
+        root = int(trial.user_attrs.get(attrs.ROOT_TRIAL, trial.number))
+        seed = trial_seed(study.seed, root)
+        for key, value in {
+            attrs.ROOT_TRIAL: root,
+            attrs.SEED: seed,
+            attrs.TOTAL_STEPS: total_steps(self.data.num_train, config.train.batch_size, config.train.epochs),
+            attrs.WORKER: self.worker,
+        }.items():
+            trial.set_user_attr(key, value)
+
+        checkpoint = TrialCheckpoint(self.checkpoints_dir / f"trial-{root}")
+        resume = checkpoint.load()
+        history: list[EpochLog] = list(resume.history) if resume else []
+        if resume is not None:
+            trial.set_user_attr(attrs.RESUMED_FROM_EPOCH, len(history))
+            log.info("trial %d continues trial %d from epoch %d", trial.number, root, len(history))
+
+        interrupted = False
+        try:
+            result = train(
+                config,
+                params,
+                self.data,
+                seed=seed,
+                resume=resume,
+                models=self.models,
+                on_epoch=history.append,
+                callbacks=[_EpochReporter(trial, study.metric, history), checkpoint.callback(history)],
+            )
+        except KeyboardInterrupt:
+            interrupted = True  # keep the checkpoint: the retry continues from it
+            raise
+        finally:
+            if not interrupted:
+                checkpoint.remove()
+        _record_history(trial, history)
+        if result.diverged:
+            trial.set_user_attr(attrs.PRUNE_REASON, "diverged")
+            raise optuna.TrialPruned(f"diverged at epoch {len(history)} (loss {history[-1].loss:.3g})")
+        return result.value(study.metric, study.objective)
+
+
+class _EpochReporter(keras.callbacks.Callback):
+    """After each epoch: store the history, report the metric, and prune if the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, metric: str, history: list[EpochLog]):
+        super().__init__()
+        self._trial = trial
+        self._metric = metric
+        self._history = history
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        entry = self._history[-1]
+        _record_history(self._trial, self._history)
+        value = getattr(entry, self._metric)
+        if math.isfinite(value):
+            self._trial.report(value, entry.epoch)
+        if is_diverged(entry.loss) or not math.isfinite(entry.val_loss):
+            return  # training stops by itself; the objective records the divergence
+        if self._trial.should_prune():
+            self._trial.set_user_attr(attrs.PRUNE_REASON, "pruned")
+            raise optuna.TrialPruned(f"pruned at epoch {entry.epoch} ({self._metric} {value:.4f})")
+
+
+def _record_history(trial: optuna.Trial, history: list[EpochLog]) -> None:
+    trial.set_user_attr(attrs.HISTORY, [e.to_dict() for e in history])
+    trial.set_user_attr(attrs.EPOCHS_RUN, len(history))
+    trial.set_user_attr(attrs.SECONDS, round(sum(e.seconds for e in history), 3))

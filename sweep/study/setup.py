@@ -1,0 +1,199 @@
+"""Creating a study, or loading it and checking that the config still matches.
+
+A study records its inputs when it is created (GUIDE §3.10): the resolved config, the
+search space it uses from then on, the LR range test's result and the prior drawn from
+it, the package versions, the budget and the training-set size. Resuming reads them
+back, so it never reruns the range test and works with no config file at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from sweep import attrs
+from sweep.config import Config, config_from_dict
+from sweep.errors import StudyError
+from sweep.search.space import clip_params, space_from_config
+from sweep.storage.database import load_study, make_storage, mask_url, sqlite_path
+
+log = logging.getLogger(__name__)
+
+# Config fields that may change between runs of one study: they do not change what a
+# trial means (the budget is the study's to change; data.path differs between machines).
+# train.steps_per_execution changes how fast, not what, a trial trains.
+MUTABLE_FIELDS = frozenset(
+    {"study.n_trials", "study.workers", "study.timeout_s", "study.storage", "data.path", "train.steps_per_execution"}
+)
+# The range test runs once, when the study is created; its stored result and prior are
+# what the study uses from then on, so later lr_finder settings cannot change it.
+CREATION_ONLY_PREFIX = "lr_finder."
+
+
+def stored_config(study: optuna.Study) -> Config:
+    raw = study.user_attrs.get(attrs.CONFIG)
+    if raw is None:
+        raise StudyError(
+            f"study {study.study_name!r} has no sweep config: it was not created by sweep, or its creation "
+            "was interrupted; delete it (optuna delete-study) or choose another study.name"
+        )
+    return config_from_dict(raw, f"study {study.study_name}")
+
+
+def storable_config(config: Config) -> dict[str, Any]:
+    """The config as the study stores it: ``study.storage`` without its password.
+
+    Reports, best_config.yaml and optuna-dashboard show the stored config to whoever
+    reads them; nothing connects with it (resume takes the URL from --storage).
+    """
+    raw = config.to_dict()
+    if raw["study"]["storage"]:
+        raw["study"]["storage"] = mask_url(raw["study"]["storage"])
+    return raw
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``field: old -> new`` for each field that differs and matters to the search."""
+    flat_old, flat_new = _flatten(old), _flatten(new)
+    return [
+        f"{key}: {flat_old.get(key)!r} -> {flat_new.get(key)!r}"
+        for key in sorted(set(flat_old) | set(flat_new))
+        if key not in MUTABLE_FIELDS and not key.startswith(CREATION_ONLY_PREFIX) and flat_old.get(key) != flat_new.get(key)
+    ]
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def open_study(config: Config, storage_url: str, *, force: bool = False, n_trials: int | None = None) -> optuna.Study:
+    """The config's study in ``storage_url``: created (range test, prior, seeds) or loaded.
+
+    A loaded study must have been created with the same search-relevant config;
+    ``force`` adopts the new config instead of refusing. ``n_trials`` (or the
+    config's ``study.n_trials``) becomes the study-wide budget.
+    """
+    name = config.study.name
+    storage = _existing_storage(storage_url)
+    if storage is not None and name in {s.study_name for s in storage.get_all_studies()}:
+        study = optuna.load_study(study_name=name, storage=storage)
+        _check_same_config(study, config, force)
+    else:
+        study = _create(config, storage_url)
+    budget = n_trials if n_trials is not None else config.study.n_trials
+    if study.user_attrs.get(attrs.N_TRIALS) != budget:
+        study.set_user_attr(attrs.N_TRIALS, budget)
+    return study
+
+
+def reopen_study(name: str, storage_url: str | None, *, n_trials: int | None = None) -> tuple[optuna.Study, Config]:
+    """An existing study and the config stored in it (``sweep resume``)."""
+    study = load_study(name, storage_url)
+    config = stored_config(study)
+    if n_trials is not None:
+        study.set_user_attr(attrs.N_TRIALS, n_trials)
+    return study, config
+
+
+def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None:
+    old = stored_config(study)
+    differences = config_differences(old.to_dict(), config.to_dict())
+    if not differences:
+        return
+    if not force:
+        raise StudyError(
+            f"the config differs from the one study {study.study_name!r} was created with: "
+            + "; ".join(differences)
+            + f" (run 'sweep resume {study.study_name}' to continue with the stored config, "
+            "choose a new study.name, or pass --force to adopt this config)"
+        )
+    log.warning("adopting a changed config for study %s (--force): %s", study.study_name, "; ".join(differences))
+    study.set_user_attr(attrs.CONFIG, storable_config(config))
+    if old.search != config.search:
+        from sweep.search.prior import plan_prior
+
+        space, _, _ = plan_prior(config, space_from_config(config.search), study.user_attrs.get(attrs.LR_FINDER))
+        study.set_user_attr(attrs.SEARCH_SPACE, space)
+
+
+def _existing_storage(storage_url: str) -> optuna.storages.BaseStorage | None:
+    """The storage if its database exists already (None: the study will be the first)."""
+    path = sqlite_path(storage_url)
+    if path is not None and not path.exists():
+        _check_creatable(path.parent)  # fail now, not after the data and the range test
+        return None
+    return make_storage(storage_url, create=True)
+
+
+def _check_creatable(folder: Path) -> None:
+    """Raise StudyError unless ``folder`` exists or can be made; leaves nothing behind."""
+    missing = []
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StudyError(f"cannot create {folder}: {probe} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(f"cannot create {folder}: {exc.strerror}") from None
+    finally:
+        for created in missing:
+            try:
+                created.rmdir()
+            except OSError:
+                pass
+
+
+def _create(config: Config, storage_url: str) -> optuna.Study:
+    # Everything slow or fallible (data, the range test) happens before the database or
+    # the study exists, so bad data, a failed range test or an interruption leave nothing
+    # behind, and another process never sees a half-made study.
+    from sweep.training.data import load_dataset
+    from sweep.search.prior import plan_prior
+
+    data = load_dataset(config.data, config.study.seed)
+    lr_result = None
+    if config.lr_finder.enabled:
+        from sweep.search.lr_finder import run_range_test
+
+        lr_result = run_range_test(config, data, seed=config.study.seed).to_dict()
+    space, prior, seeds = plan_prior(config, space_from_config(config.search), lr_result)
+
+    storage = make_storage(storage_url, create=True)
+    study = optuna.create_study(study_name=config.study.name, storage=storage, direction=config.study.direction)
+    study.set_user_attr(attrs.VERSIONS, package_versions())
+    study.set_user_attr(attrs.NUM_TRAIN, data.num_train)
+    study.set_user_attr(attrs.SEARCH_SPACE, space)
+    if lr_result is not None:
+        study.set_user_attr(attrs.LR_FINDER, lr_result)
+    if prior is not None:
+        study.set_user_attr(attrs.PRIOR, prior)
+    for params in seeds:
+        study.enqueue_trial(clip_params(params, space), user_attrs={attrs.SEEDED_BY_PRIOR: True})
+    study.set_user_attr(attrs.CONFIG, storable_config(config))  # last: marks the study complete
+    log.info("created study %s in %s (%d seed trials from the prior)", config.study.name, mask_url(storage_url),
+             len(seeds))
+    return study
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("sweep", "keras", "tensorflow", "jax", "optuna", "numpy", "sqlalchemy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
