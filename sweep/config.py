@@ -18,6 +18,7 @@ from sweep.errors import ConfigError
 
 SCHEDULES = ("constant", "exponential", "step", "cosine", "linear")
 DECAY_SCHEDULES = ("exponential", "step")
+OBJECTIVES = ("best", "last", "mean_last3")  # study.objective: what of a trial's epochs is its value
 PARAMS_KEY = "params"  # best_config.yaml: trial parameters beside the config sections
 STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 MAX_TRIALS = 1_000_000  # a study's budget; also bounds --n-trials
@@ -76,7 +77,8 @@ class StudyConfig(_Section):
     n_trials: int = Field(default=40, ge=1, le=MAX_TRIALS)
     timeout_s: float | None = Field(default=None, gt=0)
     metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
-    objective: Literal["best", "last"] = "best"
+    # best epoch | last epoch | mean of the last 3 epochs (sweep.training.trainer.TrainResult.value)
+    objective: Literal["best", "last", "mean_last3"] = "best"
     seed: int = Field(default=0, ge=0, lt=2**31)
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"

@@ -50,6 +50,18 @@ def test_overrides_do_not_mutate_input():
     assert raw == {"train": {"epochs": 1}}
 
 
+def test_every_objective_is_accepted_and_others_are_refused(write_config):
+    from typing import get_args
+
+    from sweep.config import OBJECTIVES, StudyConfig
+
+    assert get_args(StudyConfig.model_fields["objective"].annotation) == OBJECTIVES
+    for objective in OBJECTIVES:
+        assert load_config(write_config("study: {name: a}\n"), [f"study.objective={objective}"]).study.objective == objective
+    with pytest.raises(ConfigError, match="study.objective"):
+        load_config(write_config("study: {name: a}\n"), ["study.objective=mean"])
+
+
 def test_round_trip_through_dict():
     c = config_from_dict({"study": {"name": "rt"}, "train": {"epochs": 2}})
     assert config_from_dict(c.to_dict()) == c

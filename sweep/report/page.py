@@ -25,7 +25,10 @@ def overview_table(data: ReportData) -> Table:
     rows = [["Study", data.name], ["Storage", data.storage or "(in memory)"]]
     objective = f"{data.direction} {data.metric}"
     if data.objective:
-        objective += f" ({data.objective} epoch of each trial)"
+        # "mean_last3" reads as "mean of the last 3 epochs"; best and last name one epoch.
+        which = f"mean of the last {data.objective[len('mean_last'):]} epochs" if data.objective.startswith(
+            "mean_last") else f"{data.objective} epoch"
+        objective += f" ({which} of each trial)"
     rows.append(["Objective", objective])
     done = data.count("COMPLETE") + data.count("PRUNED")
     budget = f" of a budget of {data.budget}" if data.budget else ""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import keras
 
-from sweep.config import Config
+from sweep.config import OBJECTIVES, Config
 from sweep.training.data import NUM_CLASSES, Dataset
 from sweep.training.model_cache import ModelCache
 from sweep.training.params import TrialParams
@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 # blown up: it saturates at a confidently-wrong model's loss instead. Chance level is
 # ln(10) = 2.3; a training loss three times that means the run has diverged.
 DIVERGED_LOSS = 3.0 * math.log(NUM_CLASSES)
+
+# A trial's value (study.objective). The names live in config.OBJECTIVES; the epoch
+# count of the mean is part of its name so that a stored study says what it optimised.
+MEAN_LAST_K = 3
+MEAN_LAST = f"mean_last{MEAN_LAST_K}"
 
 
 def is_diverged(loss: float) -> bool:
@@ -52,12 +57,19 @@ class TrainResult:
     seconds: float = 0.0
 
     def value(self, metric: str = "val_accuracy", objective: str = "best") -> float:
-        """The run's score: the best epoch's (or the last epoch's) ``metric``."""
+        """The run's score by ``objective`` (``OBJECTIVES``): the best epoch's ``metric``,
+        the last epoch's, or the mean of the last ``MEAN_LAST_K`` epochs (all of them when
+        the run is shorter). The mean is the final model's score with the noise of one
+        validation epoch averaged down, where ``best`` is a maximum over noisy epochs."""
         values = [getattr(e, metric) for e in self.history]
         if not values:
             return math.nan
         if objective == "last":
             return values[-1]
+        if objective == MEAN_LAST:
+            return sum(values[-MEAN_LAST_K:]) / len(values[-MEAN_LAST_K:])  # nan if any is nan
+        if objective != "best":
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         finite = [v for v in values if math.isfinite(v)]
         if not finite:
             return math.nan

@@ -74,3 +74,20 @@ def test_median_pruning_never_judges_a_trial_on_its_first_epoch(tiny_config):
     assert not trial.should_prune()
     trial.report(0.1, 2)
     assert trial.should_prune()
+
+
+@pytest.mark.parametrize("objective", ["best", "last", "mean_last3"])
+def test_the_trial_value_follows_study_objective_and_the_history_keeps_every_epoch(tiny_config, tmp_path, objective):
+    config = tiny_config.model_copy(update={
+        "train": tiny_config.train.model_copy(update={"epochs": 4}),
+        "study": tiny_config.study.model_copy(update={"objective": objective})})
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"schedule": "constant", "initial_lr": 3e-3, "warmup_fraction": 0.0})
+    study.optimize(_objective(config, tmp_path), n_trials=1)
+    trial = study.trials[0]
+    scores = [e["val_accuracy"] for e in trial.user_attrs[attrs.HISTORY]]
+    assert len(scores) == 4
+    expected = {"best": max(scores), "last": scores[-1], "mean_last3": sum(scores[-3:]) / 3}[objective]
+    assert trial.value == pytest.approx(expected)
+    # Every epoch is still reported (the pruner and the report's best epoch read these).
+    assert list(trial.intermediate_values.values()) == pytest.approx(scores)

@@ -48,6 +48,30 @@ def test_value_best_or_last_and_metric_direction():
     assert math.isnan(TrainResult().value())
 
 
+def test_value_mean_of_the_last_three_epochs():
+    def log(epoch, acc, loss):
+        return EpochLog(epoch, 1.0, loss, acc, 0.1, 1.0)
+
+    # A lucky peak at epoch 2 wins "best" but not the mean of the last three.
+    result = TrainResult(history=[log(1, 0.5, 0.9), log(2, 0.9, 0.3), log(3, 0.6, 0.6), log(4, 0.7, 0.5),
+                                  log(5, 0.8, 0.4)])
+    assert result.value("val_accuracy", "mean_last3") == pytest.approx((0.6 + 0.7 + 0.8) / 3)
+    assert result.value("val_loss", "mean_last3") == pytest.approx((0.6 + 0.5 + 0.4) / 3)
+    assert result.value("val_accuracy", "best") == 0.9
+    # Shorter runs (a pruned or diverged trial) average what they have.
+    short = TrainResult(history=[log(1, 0.5, 0.9), log(2, 0.7, 0.4)])
+    assert short.value("val_accuracy", "mean_last3") == pytest.approx(0.6)
+    assert math.isnan(TrainResult().value("val_accuracy", "mean_last3"))
+    # A non-finite epoch among the last three makes the mean non-finite (a diverged run has no score).
+    broken = TrainResult(history=[log(1, 0.5, 0.9), log(2, math.nan, math.nan)])
+    assert math.isnan(broken.value("val_loss", "mean_last3"))
+
+
+def test_value_rejects_an_unknown_objective():
+    with pytest.raises(ValueError, match="objective must be one of"):
+        TrainResult(history=[EpochLog(1, 1.0, 0.5, 0.5, 0.1, 1.0)]).value("val_accuracy", "median")
+
+
 def test_total_steps():
     assert total_steps(2700, 64, 10) == 43 * 10
 
