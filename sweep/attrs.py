@@ -15,6 +15,11 @@ Study user attrs
 - ``VERSIONS``: package versions at creation (python, sweep, keras, optuna, ...).
 - ``N_TRIALS``: the study-wide budget of finished (complete + pruned) trials.
 - ``NUM_TRAIN``: training images per epoch (with batch size and epochs this gives T).
+- ``CODE``: the user code the config names, by config key: ``{"model.builder": {"entry_point",
+  "file", "sha256"}, "data.loader": {...}}`` (empty for the built-in CNN and data); a changed
+  file is a search-relevant change on resume.
+- ``MODEL``: the model at creation: ``{"name" (builder or "built-in CNN"), "parameters",
+  "input_shape", "num_classes"}``.
 - ``EVALUATIONS``: ``[{"trial": n, "params": {...}, "test_accuracy": a,
   "test_loss": l, "seconds": s}, ...]`` written by ``sweep evaluate``.
 
@@ -23,6 +28,7 @@ Trial user attrs
 - ``EPOCHS_RUN``: epochs trained (after resumes: the total, not this process's share).
 - ``SECONDS``: wall seconds of training, summed over resumes.
 - ``SEED``: the trial's seed (from the study seed and the trial number).
+- ``MODEL_PARAMETERS``: the parameter count of the model the trial trained.
 - ``TOTAL_STEPS``: T, the optimizer steps a full run has (schedules are laid out on it).
 - ``PRUNE_REASON``: ``"diverged"`` or ``"pruned"`` (by the pruner), on PRUNED trials.
 - ``SEEDED_BY_PRIOR``: True on trials enqueued from the LR finder's suggestion.
@@ -42,12 +48,15 @@ VERSIONS = "sweep:versions"
 N_TRIALS = "sweep:n_trials"
 NUM_TRAIN = "sweep:num_train"
 EVALUATIONS = "sweep:evaluations"
+CODE = "sweep:code"
+MODEL = "sweep:model"
 
 HISTORY = "history"
 EPOCHS_RUN = "epochs_run"
 SECONDS = "seconds"
 SEED = "seed"
 TOTAL_STEPS = "total_steps"
+MODEL_PARAMETERS = "model_parameters"
 PRUNE_REASON = "prune_reason"
 SEEDED_BY_PRIOR = "seeded_by_prior"
 RESUMED_FROM_EPOCH = "resumed_from_epoch"

@@ -24,6 +24,8 @@ STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 MAX_TRIALS = 1_000_000  # a study's budget; also bounds --n-trials
 MAX_WORKERS = 64  # worker processes on one machine; also bounds --workers
 MAX_INITIAL_LR = 1e3  # beyond any useful LR; TrialParams refuses more, so the search range must too
+# model.builder and data.loader: "module:function", a dotted module path and a function name.
+ENTRY_POINT_PATTERN = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", re.ASCII)
 
 ScheduleName = Literal["constant", "exponential", "step", "cosine", "linear"]
 
@@ -83,6 +85,10 @@ class StudyConfig(_Section):
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
     workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
+    # Where model.builder and data.loader modules are looked for besides the working directory.
+    # load_config sets it to the config file's folder, so that `sweep resume` (which reads the
+    # config from the database) finds them too; it may differ between machines.
+    code_dir: str | None = Field(default=None, min_length=1)
 
     @field_validator("name")
     @classmethod
@@ -94,23 +100,53 @@ class StudyConfig(_Section):
         return "maximize" if self.metric == "val_accuracy" else "minimize"
 
 
+def _entry_point(value: str | None, field: str) -> str | None:
+    if value is not None and not ENTRY_POINT_PATTERN.fullmatch(value):
+        raise ValueError(f"{field} must be 'module:function' (e.g. mymodel:build), got {value!r}")
+    return value
+
+
 class DataConfig(_Section):
-    source: Literal["keras", "idx", "synthetic"] = "keras"
-    path: str | None = None
+    source: Literal["keras", "idx", "synthetic", "npz", "python"] = "keras"
+    path: str | None = None  # idx: a folder of IDX files; npz: a .npz file
+    loader: str | None = None  # python: "module:function" returning the arrays an npz holds
+    num_classes: int | None = Field(default=None, ge=2, le=100_000)  # npz/python: None infers max label + 1
     limit: int | None = Field(default=None, ge=20)
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
 
+    @field_validator("loader")
+    @classmethod
+    def _loader_entry_point(cls, value: str | None) -> str | None:
+        return _entry_point(value, "data.loader")
+
     @model_validator(mode="after")
-    def _path_for_idx(self) -> DataConfig:
+    def _source_needs(self) -> DataConfig:
         if self.source == "idx" and not self.path:
             raise ValueError("source 'idx' needs data.path, the folder holding the IDX files")
+        if self.source == "npz" and not self.path:
+            raise ValueError("source 'npz' needs data.path, a .npz file with x_train and y_train")
+        if self.source == "python" and not self.loader:
+            raise ValueError("source 'python' needs data.loader, 'module:function' returning x_train and y_train")
+        if self.loader and self.source != "python":
+            raise ValueError(f"data.loader is read only with source 'python', not {self.source!r}")
+        if self.num_classes is not None and self.source not in ("npz", "python"):
+            raise ValueError(f"data.num_classes applies to sources npz and python; {self.source!r} has 10")
         return self
 
 
 class ModelConfig(_Section):
+    # "module:function" called as function(input_shape, num_classes) -> an uncompiled keras.Model;
+    # None is the built-in CNN below (filters, dense_units, dropout apply to it alone).
+    builder: str | None = None
+    from_logits: bool = False  # the builder's model outputs logits, not probabilities
     filters: list[int] = Field(default=[32], min_length=1, max_length=4)
     dense_units: int = Field(default=128, ge=1, le=8192)
     dropout: float = Field(default=0.1, ge=0, lt=1)
+
+    @field_validator("builder")
+    @classmethod
+    def _builder_entry_point(cls, value: str | None) -> str | None:
+        return _entry_point(value, "model.builder")
 
     @field_validator("filters")
     @classmethod
@@ -328,7 +364,18 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     # A report's best_config.yaml is a config plus the best trial's parameters under
     # "params" (read by `sweep train --params`); the config part is a config like any other.
     raw.pop(PARAMS_KEY, None)
-    return config_from_dict(apply_overrides(raw, list(overrides), source), source)
+    config = config_from_dict(apply_overrides(raw, list(overrides), source), source)
+    return _with_code_dir(config, path.resolve().parent)
+
+
+def _with_code_dir(config: Config, config_folder: Path) -> Config:
+    """Record where entry-point modules live: the config file's folder, or ``study.code_dir``
+    made absolute against it. Only configs that name code carry it."""
+    if not (config.model.builder or config.data.loader):
+        return config
+    folder = config_folder / config.study.code_dir if config.study.code_dir else config_folder
+    study = config.study.model_copy(update={"code_dir": str(folder.resolve())})
+    return config.model_copy(update={"study": study})
 
 
 def _describe(exc: ValidationError, raw: Any) -> str:

@@ -27,3 +27,11 @@ class TrainingError(SweepError):
     """Training failed at run time (not the user's input)."""
 
     exit_code = 1
+
+
+def exception_summary(exc: BaseException) -> str:
+    """``Type: first informative line`` of an exception raised by user code, for one-line errors."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    # Keras wraps layer errors as "Exception encountered when calling X.call().\n\n<the reason>".
+    lines = [line for line in lines if not line.startswith("Exception encountered when calling")] or lines
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__

@@ -67,3 +67,34 @@ def postgres_url(postgres_server_url):
 
     with fresh_database(postgres_server_url) as url:
         yield url
+
+
+# --- the user's own code (model.builder, data.loader) ---------------------------------------
+
+
+@pytest.fixture
+def user_module(tmp_path):
+    """Write Python source as a uniquely named module in tmp_path; returns its name.
+    (sys.modules outlives a test, so no two tests share a module name.)"""
+    import uuid
+
+    def write(source: str, prefix: str = "usermodel") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        (tmp_path / f"{name}.py").write_text(source)
+        return name
+
+    return write
+
+
+BN_DROPOUT_BUILDER = '''
+import keras
+
+def build(input_shape, num_classes):
+    inputs = keras.Input(shape=input_shape)
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(16, use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Activation("relu")(x)
+    x = keras.layers.Dropout(0.3)(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+'''

@@ -23,7 +23,8 @@ def _lr_find(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.set)
     seed = config.study.seed if args.seed is None else args.seed
-    data = load_dataset(config.data, config.study.seed)
+    import_keras_quietly()  # a data.loader module may import Keras
+    data = load_dataset(config.data, config.study.seed, config.study.code_dir)
     finder = config.lr_finder
     print(
         f"LR range test: {finder.num_steps} steps of batch {config.train.batch_size} on {data.num_train} images, "
@@ -31,7 +32,6 @@ def _lr_find(args: argparse.Namespace) -> int:
         flush=True,
     )
 
-    import_keras_quietly()
     from sweep.search.lr_finder import run_range_test
     from sweep.search.lr_finder_plot import save_lr_finder_png
 

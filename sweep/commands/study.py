@@ -75,7 +75,9 @@ def _resume_arguments(parser: argparse.ArgumentParser) -> None:
     _worker_arguments(parser)
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                         help="override a field that may differ between machines: data.path, "
-                             "study.workers, study.timeout_s (repeatable)")
+                             "study.code_dir, study.workers, study.timeout_s (repeatable)")
+    parser.add_argument("--force", action="store_true",
+                        help="continue even though the model's or loader's source file changed since the study ran")
 
 
 @command("run", "create or continue the study a config describes, until its budget is spent", _run_arguments)
@@ -86,8 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.set)
     url = resolve_storage_url(config.study.name, args.storage or config.study.storage)
     _quiet_optuna()
-    if config.lr_finder.enabled:
-        import_keras_quietly()  # the range test may run when the study is created
+    import_keras_quietly()  # creating a study builds its model; continuing it trains
     from sweep.study.setup import open_study
 
     with storage_faults(url):
@@ -97,7 +98,6 @@ def _run(args: argparse.Namespace) -> int:
 
 @command("resume", "continue a study from the config stored in it (no config file needed)", _resume_arguments)
 def _resume(args: argparse.Namespace) -> int:
-    from sweep.config import apply_overrides, config_from_dict
     from sweep.errors import ConfigError
     from sweep.study.setup import MUTABLE_FIELDS, reopen_study
 
@@ -105,14 +105,16 @@ def _resume(args: argparse.Namespace) -> int:
     for item in args.set:
         key = item.partition("=")[0].strip()
         if key not in MUTABLE_FIELDS - {"study.n_trials", "study.storage"}:
-            raise ConfigError(f"--set {item!r}: resume can only change data.path, study.workers or study.timeout_s "
+            raise ConfigError(f"--set {item!r}: resume can only change data.path, study.code_dir, study.workers or "
+                              "study.timeout_s "
                               "(the rest is fixed by the study; use --n-trials for the budget)")
     from sweep.storage.database import resolve_storage_url
 
     url = resolve_storage_url(args.name, args.storage)
+    import_keras_quietly()  # the stored config's model module may import Keras
     with storage_faults(url):
-        study, stored = reopen_study(args.name, args.storage, n_trials=args.n_trials)
-    config = config_from_dict(apply_overrides(stored.to_dict(), args.set, "--set"), "--set")
+        study, config = reopen_study(args.name, args.storage, n_trials=args.n_trials, overrides=args.set,
+                                     force=args.force)
     return _drive(study, config, url, args)
 
 

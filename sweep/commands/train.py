@@ -43,10 +43,11 @@ def _train(args: argparse.Namespace) -> int:
 
     from sweep.training.data import load_dataset
 
-    data = load_dataset(config.data, config.study.seed)
+    import_keras_quietly()  # a data.loader or model.builder module may import Keras
+    data = load_dataset(config.data, config.study.seed, config.study.code_dir)
     print(f"training {params.to_dict()} on {data.num_train} images, validating on {len(data.y_val)}", flush=True)
 
-    import_keras_quietly()
+    from sweep.training.model import model_name
     from sweep.training.trainer import train
 
     epochs = config.train.epochs
@@ -64,7 +65,8 @@ def _train(args: argparse.Namespace) -> int:
         print(f"training diverged at epoch {len(result.history)} (non-finite loss); try a lower initial_lr",
               file=sys.stderr)
     best_epoch = next((e.epoch for e in result.history if e.val_accuracy == best), None)
-    print(f"best val_accuracy {best:.4f} (epoch {best_epoch}) in {result.seconds:.1f}s")
+    print(f"best val_accuracy {best:.4f} (epoch {best_epoch}) in {result.seconds:.1f}s; "
+          f"model {model_name(config)} with {result.model_parameters:,} parameters")
     return EXIT_RUNTIME if result.diverged else EXIT_OK
 
 

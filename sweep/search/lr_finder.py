@@ -201,14 +201,15 @@ def run_range_test(config: Config, data: Dataset, *, seed: int) -> LRFinderResul
     """
     import keras
 
-    from sweep.training.model import build_model, compile_model
+    from sweep.training.model import compile_model, make_model
 
     finder = config.lr_finder
     batch_size = config.train.batch_size
     lrs = exponential_lrs(finder.start_lr, finder.end_lr, finder.num_steps)
     keras.utils.set_random_seed(seed)
     started = time.perf_counter()
-    model = compile_model(build_model(config.model), float(lrs[0]), config.train.optimizer)
+    model = compile_model(make_model(config, data.input_shape, data.num_classes), float(lrs[0]),
+                          config.train.optimizer, from_logits=config.model.from_logits)
     log.info(
         "LR range test: %d steps of batch %d, LR %.1e to %.1e", finder.num_steps, batch_size,
         finder.start_lr, finder.end_lr,

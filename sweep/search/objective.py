@@ -21,6 +21,7 @@ from sweep import attrs
 from sweep.training.checkpoint import TrialCheckpoint
 from sweep.config import Config, StudyConfig
 from sweep.training.data import Dataset
+from sweep.training.entry_points import load_entry_point
 from sweep.training.model_cache import ModelCache
 from sweep.search.space import suggest_params
 from sweep.training.trainer import EpochLog, is_diverged, total_steps, train
@@ -62,6 +63,9 @@ class Objective:
         self.checkpoints_dir = Path(checkpoints_dir)
         self.worker = worker
         self.models = ModelCache()  # one compiled model for all of this worker's trials
+        if config.model.builder:
+            # Import the user's module before a checkpoint is loaded: it registers any custom layers.
+            load_entry_point(config.model.builder, config.study.code_dir, "model.builder")
 
     def __call__(self, trial: optuna.Trial) -> float:
         config, study = self.config, self.config.study
@@ -94,7 +98,8 @@ class Objective:
                 resume=resume,
                 models=self.models,
                 on_epoch=history.append,
-                callbacks=[_EpochReporter(trial, study.metric, history), checkpoint.callback(history)],
+                callbacks=[_EpochReporter(trial, study.metric, history, self.data.num_classes),
+                           checkpoint.callback(history, self.data.num_classes)],
             )
         except KeyboardInterrupt:
             interrupted = True  # keep the checkpoint: the retry continues from it
@@ -103,6 +108,7 @@ class Objective:
             if not interrupted:
                 checkpoint.remove()
         _record_history(trial, history)
+        trial.set_user_attr(attrs.MODEL_PARAMETERS, result.model_parameters)
         if result.diverged:
             trial.set_user_attr(attrs.PRUNE_REASON, "diverged")
             raise optuna.TrialPruned(f"diverged at epoch {len(history)} (loss {history[-1].loss:.3g})")
@@ -112,8 +118,9 @@ class Objective:
 class _EpochReporter(keras.callbacks.Callback):
     """After each epoch: store the history, report the metric, and prune if the pruner says so."""
 
-    def __init__(self, trial: optuna.Trial, metric: str, history: list[EpochLog]):
+    def __init__(self, trial: optuna.Trial, metric: str, history: list[EpochLog], num_classes: int):
         super().__init__()
+        self._num_classes = num_classes
         self._trial = trial
         self._metric = metric
         self._history = history
@@ -124,7 +131,7 @@ class _EpochReporter(keras.callbacks.Callback):
         value = getattr(entry, self._metric)
         if math.isfinite(value):
             self._trial.report(value, entry.epoch)
-        if is_diverged(entry.loss) or not math.isfinite(entry.val_loss):
+        if is_diverged(entry.loss, self._num_classes) or not math.isfinite(entry.val_loss):
             return  # training stops by itself; the objective records the divergence
         if self._trial.should_prune():
             self._trial.set_user_attr(attrs.PRUNE_REASON, "pruned")

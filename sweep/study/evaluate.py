@@ -24,9 +24,10 @@ import optuna
 
 from sweep import attrs
 from sweep.config import Config, config_from_dict
-from sweep.training.data import load_dataset, load_test_split
+from sweep.study.code import check_code
+from sweep.training.data import NUM_CLASSES, load_dataset, load_test_split
 from sweep.errors import StudyError
-from sweep.training.model import build_model, compile_model
+from sweep.training.model import compile_model, make_model
 from sweep.training.params import TrialParams, params_from_dict
 from sweep.training.schedules import build_schedule
 from sweep.training.trainer import total_steps
@@ -69,13 +70,15 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
 
 
 def retrain_and_score(config: Config, params: TrialParams, x: np.ndarray, y: np.ndarray,
-                      x_test: np.ndarray, y_test: np.ndarray, *, seed: int) -> tuple[float, float]:
-    """Train the config's CNN on (x, y) with ``params``; return (test accuracy, test loss)."""
+                      x_test: np.ndarray, y_test: np.ndarray, *, seed: int,
+                      num_classes: int = NUM_CLASSES) -> tuple[float, float]:
+    """Train the config's model on (x, y) with ``params``; return (test accuracy, test loss)."""
     keras.utils.set_random_seed(seed)
     epochs, batch_size = config.train.epochs, config.train.batch_size
     schedule = build_schedule(params, total_steps(len(y), batch_size, epochs))
     model = compile_model(
-        build_model(config.model), schedule, config.train.optimizer, config.train.steps_per_execution
+        make_model(config, x.shape[1:], num_classes), schedule, config.train.optimizer,
+        config.train.steps_per_execution, config.model.from_logits,
     )
     model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
@@ -89,8 +92,9 @@ def evaluate_study(study: optuna.Study, top: int = 1,
     config = study_config(study)
     trials = top_trials(study, top)
     # The test split first: a missing one must fail before minutes of training.
-    x_test, y_test = load_test_split(config.data)
-    data = load_dataset(config.data, config.study.seed)
+    check_code(study, config)  # the model a trial trained, or refused
+    x_test, y_test = load_test_split(config.data, config.study.code_dir)
+    data = load_dataset(config.data, config.study.seed, config.study.code_dir)
     x = np.concatenate([data.x_train, data.x_val])
     y = np.concatenate([data.y_train, data.y_val])
     log.info("evaluating %d trial(s) on %d training and %d test images", len(trials), len(y), len(y_test))
@@ -99,7 +103,8 @@ def evaluate_study(study: optuna.Study, top: int = 1,
         params = params_from_dict(dict(trial.params), f"trial #{trial.number} params")
         seed = int(trial.user_attrs.get(attrs.SEED, config.study.seed))
         started = time.perf_counter()
-        accuracy, loss = retrain_and_score(config, params, x, y, x_test, y_test, seed=seed)
+        accuracy, loss = retrain_and_score(config, params, x, y, x_test, y_test, seed=seed,
+                                           num_classes=data.num_classes)
         result = Evaluation(trial.number, params.to_dict(), accuracy, loss, time.perf_counter() - started)
         results.append(result)
         store_evaluations(study, [result])  # one at a time: an interrupted run keeps what it finished

@@ -17,8 +17,9 @@ from typing import Any
 import optuna
 
 from sweep import attrs
-from sweep.config import Config, config_from_dict
+from sweep.config import Config, apply_overrides, config_from_dict
 from sweep.errors import StudyError
+from sweep.study.code import check_code, code_fingerprint
 from sweep.search.space import clip_params, space_from_config
 from sweep.storage.database import load_study, make_storage, mask_url, sqlite_path
 
@@ -26,9 +27,11 @@ log = logging.getLogger(__name__)
 
 # Config fields that may change between runs of one study: they do not change what a
 # trial means (the budget is the study's to change; data.path differs between machines).
-# train.steps_per_execution changes how fast, not what, a trial trains.
+# train.steps_per_execution changes how fast, not what, a trial trains. study.code_dir is
+# where the user's modules are on this machine; their content is checked by sweep.study.code.
 MUTABLE_FIELDS = frozenset(
-    {"study.n_trials", "study.workers", "study.timeout_s", "study.storage", "data.path", "train.steps_per_execution"}
+    {"study.n_trials", "study.workers", "study.timeout_s", "study.storage", "data.path", "train.steps_per_execution",
+     "study.code_dir"}
 )
 # The range test runs once, when the study is created; its stored result and prior are
 # what the study uses from then on, so later lr_finder settings cannot change it.
@@ -97,10 +100,16 @@ def open_study(config: Config, storage_url: str, *, force: bool = False, n_trial
     return study
 
 
-def reopen_study(name: str, storage_url: str | None, *, n_trials: int | None = None) -> tuple[optuna.Study, Config]:
-    """An existing study and the config stored in it (``sweep resume``)."""
+def reopen_study(name: str, storage_url: str | None, *, n_trials: int | None = None,
+                 overrides: list[str] | tuple[str, ...] = (), force: bool = False) -> tuple[optuna.Study, Config]:
+    """An existing study and the config stored in it, with ``overrides`` (``sweep resume``).
+
+    The code the config names is resolved and checked (``sweep.study.code``) before anything
+    is written: a stored config naming anything but the user's own modules is refused.
+    """
     study = load_study(name, storage_url)
-    config = stored_config(study)
+    config = config_from_dict(apply_overrides(stored_config(study).to_dict(), list(overrides), "--set"), "--set")
+    check_code(study, config, force=force)
     if n_trials is not None:
         study.set_user_attr(attrs.N_TRIALS, n_trials)
     return study, config
@@ -109,15 +118,16 @@ def reopen_study(name: str, storage_url: str | None, *, n_trials: int | None = N
 def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None:
     old = stored_config(study)
     differences = config_differences(old.to_dict(), config.to_dict())
-    if not differences:
-        return
-    if not force:
+    if differences and not force:
         raise StudyError(
             f"the config differs from the one study {study.study_name!r} was created with: "
             + "; ".join(differences)
             + f" (run 'sweep resume {study.study_name}' to continue with the stored config, "
             "choose a new study.name, or pass --force to adopt this config)"
         )
+    check_code(study, config, force=force)
+    if not differences:
+        return
     log.warning("adopting a changed config for study %s (--force): %s", study.study_name, "; ".join(differences))
     study.set_user_attr(attrs.CONFIG, storable_config(config))
     if old.search != config.search:
@@ -162,9 +172,16 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
     # the study exists, so bad data, a failed range test or an interruption leave nothing
     # behind, and another process never sees a half-made study.
     from sweep.training.data import load_dataset
+    from sweep.training.model import make_model, model_name
     from sweep.search.prior import plan_prior
 
-    data = load_dataset(config.data, config.study.seed)
+    code = code_fingerprint(config)  # first: code that is not the user's is refused before it runs
+    data = load_dataset(config.data, config.study.seed, config.study.code_dir)
+    model = make_model(config, data.input_shape, data.num_classes)  # a wrong model fails here, in one line
+    model_info = {"name": model_name(config), "parameters": int(model.count_params()),
+                  "input_shape": list(data.input_shape), "num_classes": data.num_classes}
+    log.info("model: %s, %d parameters, for %s samples of %d classes", model_info["name"], model_info["parameters"],
+             data.input_shape, data.num_classes)
     lr_result = None
     if config.lr_finder.enabled:
         from sweep.search.lr_finder import run_range_test
@@ -176,6 +193,8 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
     study = optuna.create_study(study_name=config.study.name, storage=storage, direction=config.study.direction)
     study.set_user_attr(attrs.VERSIONS, package_versions())
     study.set_user_attr(attrs.NUM_TRAIN, data.num_train)
+    study.set_user_attr(attrs.CODE, code)
+    study.set_user_attr(attrs.MODEL, model_info)
     study.set_user_attr(attrs.SEARCH_SPACE, space)
     if lr_result is not None:
         study.set_user_attr(attrs.LR_FINDER, lr_result)

@@ -75,7 +75,7 @@ def run_worker(
     seed = (config.study.seed + 7919 * worker_index + 104_729 * len(study.get_trials(deepcopy=False))) % 2**31
     study.sampler = build_sampler(config, study.user_attrs.get(attrs.PRIOR), seed=seed)
     study.pruner = build_pruner(config.study, config.train.epochs)
-    data = load_dataset(config.data, config.study.seed)
+    data = load_dataset(config.data, config.study.seed, config.study.code_dir)
     _enable_gpu_memory_growth()
     objective = Objective(config, data, study.user_attrs[attrs.SEARCH_SPACE], checkpoints_dir(study_name), worker_name())
     try:

@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 
 import sweep.training.schedules  # noqa: F401 - registers the schedules load_model must rebuild
+from sweep.training.data import NUM_CLASSES
 from sweep.training.trainer import EpochLog, ResumePoint, is_diverged
 
 log = logging.getLogger(__name__)
@@ -70,22 +71,24 @@ class TrialCheckpoint:
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def callback(self, history: list[EpochLog]) -> keras.callbacks.Callback:
+    def callback(self, history: list[EpochLog], num_classes: int = NUM_CLASSES) -> keras.callbacks.Callback:
         """A callback that checkpoints after each epoch, with ``history``: the live list of
         epochs so far (the caller appends to it as epochs end, before this callback runs).
-        Not after the last epoch (the trial is about to finish) nor after divergence."""
-        return _CheckpointEachEpoch(self, history)
+        Not after the last epoch (the trial is about to finish) nor after divergence
+        (judged against chance for ``num_classes``)."""
+        return _CheckpointEachEpoch(self, history, num_classes)
 
 
 class _CheckpointEachEpoch(keras.callbacks.Callback):
-    def __init__(self, checkpoint: TrialCheckpoint, history: list[EpochLog]):
+    def __init__(self, checkpoint: TrialCheckpoint, history: list[EpochLog], num_classes: int):
         super().__init__()
         self._checkpoint = checkpoint
         self._history = history
+        self._num_classes = num_classes
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         last = self._history[-1] if self._history else None
-        if last is None or last.epoch != epoch + 1 or is_diverged(last.loss) or epoch + 1 >= self.params["epochs"]:
+        if last is None or last.epoch != epoch + 1 or is_diverged(last.loss, self._num_classes) or epoch + 1 >= self.params["epochs"]:
             return
         self._checkpoint.save(self.model, self._history)
 

@@ -1,8 +1,9 @@
-"""Fashion-MNIST loading: Keras' download, a folder of IDX files, or synthetic images.
+"""Training data: Fashion-MNIST (Keras' download, a folder of IDX files, synthetic images)
+or the user's own arrays (an ``.npz`` file or a loader function: ``sweep.training.user_data``).
 
-``load_dataset`` returns training and validation arrays (float32 in [0, 1], shape
-(N, 28, 28, 1)); the validation split is carved out of the training images,
-stratified and seeded. The test split is read only by ``load_test_split``, which
+``load_dataset`` returns training and validation arrays (float32; Fashion-MNIST in
+[0, 1], shape (N, 28, 28, 1)) with the input shape and number of classes the model is
+built for; the validation split is carved out of the training set, stratified and seeded. The test split is read only by ``load_test_split``, which
 only ``sweep evaluate`` calls. Results are cached, so a process loads data once.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from sweep.config import DataConfig
 from sweep.errors import DataError
+from sweep.training.user_data import load_arrays, to_float_inputs
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ IMAGE_SHAPE = (28, 28, 1)
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
 SYNTHETIC_DEFAULT_SIZE = 3000
+USER_SOURCES = ("npz", "python")  # the user's arrays: any shape, any number of classes
 
 
 @dataclass(frozen=True)
@@ -34,33 +37,52 @@ class Dataset:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+    num_classes: int = NUM_CLASSES
 
     @property
     def num_train(self) -> int:
         return len(self.y_train)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's shape, what the model is built for."""
+        return tuple(int(d) for d in self.x_train.shape[1:])
 
-def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
-    """Training and validation splits for ``cfg``; loaded once per process."""
-    return _load_dataset_cached(cfg.model_dump_json(), seed)
+
+def load_dataset(cfg: DataConfig, seed: int, code_dir: str | None = None) -> Dataset:
+    """Training and validation splits for ``cfg``; loaded once per process.
+    ``code_dir`` is where a ``data.loader`` module lives (``study.code_dir``)."""
+    return _load_dataset_cached(cfg.model_dump_json(), seed, code_dir)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_dataset_cached(cfg_json: str, seed: int) -> Dataset:
+def _load_dataset_cached(cfg_json: str, seed: int, code_dir: str | None) -> Dataset:
     cfg = DataConfig.model_validate_json(cfg_json)
-    x, y = _load_train(cfg)
+    own = cfg.source in USER_SOURCES
+    if own:
+        arrays = load_arrays(cfg, code_dir)
+        x, y, num_classes = arrays.x_train, arrays.y_train, arrays.num_classes
+    else:
+        (x, y), num_classes = _load_train(cfg), NUM_CLASSES
     if cfg.limit is not None:
         if cfg.limit > len(y):
             raise DataError(f"data.limit: {cfg.limit} is more than the {len(y)} training images available")
         x, y = x[: cfg.limit], y[: cfg.limit]
     train_idx, val_idx = stratified_split(y, cfg.validation_fraction, seed)
-    x = _to_float_images(x)
-    log.info("data: %d training and %d validation images (%s)", len(train_idx), len(val_idx), cfg.source)
-    return Dataset(x[train_idx], y[train_idx], x[val_idx], y[val_idx])
+    x = to_float_inputs(x) if own else _to_float_images(x)
+    log.info("data: %d training and %d validation samples of shape %s, %d classes (%s)", len(train_idx),
+             len(val_idx), x.shape[1:], num_classes, cfg.source)
+    return Dataset(x[train_idx], y[train_idx], x[val_idx], y[val_idx], num_classes)
 
 
-def load_test_split(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+def load_test_split(cfg: DataConfig, code_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The held-out test images and labels. Only final evaluation may use these."""
+    if cfg.source in USER_SOURCES:
+        arrays = load_arrays(cfg, code_dir)
+        if arrays.x_test is None or arrays.y_test is None:
+            where = f"data.path {cfg.path}" if cfg.source == "npz" else f"data.loader {cfg.loader}"
+            raise DataError(f"{where}: has no x_test and y_test; evaluation needs a test split")
+        return to_float_inputs(arrays.x_test), arrays.y_test
     if cfg.source == "keras":
         (_, _), (x, y) = _keras_fashion_mnist()
     elif cfg.source == "idx":

@@ -1,4 +1,4 @@
-"""Train one configuration: params -> schedule -> compiled CNN -> ``fit`` -> per-epoch history.
+"""Train one configuration: params -> schedule -> compiled model -> ``fit`` -> per-epoch history.
 
 Knows nothing of the search: the objective adds pruning and checkpoint callbacks,
 the CLI adds printing through ``on_epoch``.
@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 # Keras clips softmax outputs, so cross-entropy rarely turns NaN even when training has
 # blown up: it saturates at a confidently-wrong model's loss instead. Chance level is
-# ln(10) = 2.3; a training loss three times that means the run has diverged.
-DIVERGED_LOSS = 3.0 * math.log(NUM_CLASSES)
+# ln(C) (2.3 for 10 classes); a training loss three times that means the run has diverged.
+DIVERGED_FACTOR = 3.0
 
 # A trial's value (study.objective). The names live in config.OBJECTIVES; the epoch
 # count of the mean is part of its name so that a stored study says what it optimised.
@@ -33,8 +33,8 @@ MEAN_LAST_K = 3
 MEAN_LAST = f"mean_last{MEAN_LAST_K}"
 
 
-def is_diverged(loss: float) -> bool:
-    return not math.isfinite(loss) or loss > DIVERGED_LOSS
+def is_diverged(loss: float, num_classes: int = NUM_CLASSES) -> bool:
+    return not math.isfinite(loss) or loss > DIVERGED_FACTOR * math.log(num_classes)
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class TrainResult:
     history: list[EpochLog] = field(default_factory=list)
     diverged: bool = False
     seconds: float = 0.0
+    model_parameters: int = 0  # the trained model's parameter count (weights, trainable or not)
 
     def value(self, metric: str = "val_accuracy", objective: str = "best") -> float:
         """The run's score by ``objective`` (``OBJECTIVES``): the best epoch's ``metric``,
@@ -99,9 +100,11 @@ class _EpochRecorder(keras.callbacks.Callback):
     """Turns Keras' epoch logs into ``EpochLog`` entries and stops training on divergence."""
 
     def __init__(
-        self, params: TrialParams, total_steps: int, result: TrainResult, on_epoch: Callable[[EpochLog], None] | None
+        self, params: TrialParams, total_steps: int, result: TrainResult, on_epoch: Callable[[EpochLog], None] | None,
+        num_classes: int = NUM_CLASSES,
     ):
         super().__init__()
+        self._num_classes = num_classes
         self._params = params.to_dict()
         self._total_steps = total_steps
         self._result = result
@@ -114,7 +117,7 @@ class _EpochRecorder(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         # The batch logs hold the epoch's running mean: a blow-up shows in it at once.
         loss = (logs or {}).get("loss")
-        if loss is not None and is_diverged(float(loss)):
+        if loss is not None and is_diverged(float(loss), self._num_classes):
             self._result.diverged = True
             self.model.stop_training = True
 
@@ -129,7 +132,7 @@ class _EpochRecorder(keras.callbacks.Callback):
             lr=float(learning_rates(self._params, self._total_steps, [max(step, 0)])[0]),
             seconds=time.perf_counter() - self._epoch_start,
         )
-        if is_diverged(entry.loss) or not math.isfinite(entry.val_loss):
+        if is_diverged(entry.loss, self._num_classes) or not math.isfinite(entry.val_loss):
             self._result.diverged = True
             self.model.stop_training = True
         self._result.history.append(entry)
@@ -148,11 +151,11 @@ def train(
     resume: ResumePoint | None = None,
     models: ModelCache | None = None,
 ) -> TrainResult:
-    """Train the config's CNN with ``params`` for ``config.train.epochs`` epochs.
+    """Train the config's model with ``params`` for ``config.train.epochs`` epochs.
 
     ``callbacks`` run after the history recorder, so a pruning callback sees the
     epoch already recorded. Divergence (a non-finite training loss, or one
-    far above chance: ``DIVERGED_LOSS``) stops training at once and sets ``diverged``.
+    far above chance: ``is_diverged``) stops training at once and sets ``diverged``.
     With ``resume``, training continues its model after its last epoch and the
     result's history starts with the epochs run before. With ``models`` (one per
     worker), a fresh run reuses the worker's compiled model (``sweep.training.model_cache``).
@@ -162,7 +165,7 @@ def train(
     steps = total_steps(data.num_train, batch_size, epochs)
     if resume is None:
         models = models or ModelCache()
-        model = models.model_for(config, params, steps)
+        model = models.model_for(config, params, steps, data.input_shape, data.num_classes)
         result = TrainResult()
     else:
         model = resume.model
@@ -177,8 +180,9 @@ def train(
         batch_size=batch_size,
         shuffle=True,
         verbose=0,
-        callbacks=[_EpochRecorder(params, steps, result, on_epoch), *callbacks],
+        callbacks=[_EpochRecorder(params, steps, result, on_epoch, data.num_classes), *callbacks],
     )
+    result.model_parameters = int(model.count_params())
     result.seconds = time.perf_counter() - started
     log.debug("trained %s for %d epochs in %.1fs", params.to_dict(), len(result.history), result.seconds)
     return result

@@ -118,9 +118,12 @@ def test_a_reused_compiled_model_trains_exactly_as_a_fresh_one(tiny_config):
 def test_the_model_cache_compiles_once_per_architecture(tiny_config):
     cache = ModelCache()
     params = TrialParams(initial_lr=1e-3)
-    first = cache.model_for(tiny_config, params, 10)
-    assert cache.model_for(tiny_config, TrialParams(initial_lr=1e-2, schedule="cosine"), 20) is first
+    shape = (28, 28, 1)
+    first = cache.model_for(tiny_config, params, 10, shape, 10)
+    assert cache.model_for(tiny_config, TrialParams(initial_lr=1e-2, schedule="cosine"), 20, shape, 10) is first
     wider = tiny_config.model_copy(update={"model": tiny_config.model.model_copy(update={"dense_units": 7})})
-    other = cache.model_for(wider, params, 10)
+    other = cache.model_for(wider, params, 10, shape, 10)
     assert other is not first and other.layers[-3].units == 7
-    assert cache.model_for(wider, params, 10) is other
+    assert cache.model_for(wider, params, 10, shape, 10) is other
+    fewer_classes = cache.model_for(wider, params, 10, shape, 3)  # other data: another model
+    assert fewer_classes is not other and fewer_classes.output_shape == (None, 3)

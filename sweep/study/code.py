@@ -1,0 +1,68 @@
+"""The user's code in a study: fingerprinted when the study is created, checked on every later run.
+
+A study stores its config in the database, and ``sweep resume`` (on any machine) runs
+the code it names. So every run resolves the config's entry points first, through
+``sweep.training.entry_points``, which refuses anything but the user's own module
+files before running any of it. The hash of the file that defines each function is
+stored in the study (``attrs.CODE``): a changed model or loader file changes what a
+trial means, so like any search-relevant config change it is refused unless the run
+passes ``--force``, which adopts it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import optuna
+
+from sweep import attrs
+from sweep.config import Config
+from sweep.errors import StudyError
+from sweep.training.entry_points import load_entry_point
+
+log = logging.getLogger(__name__)
+
+
+def code_fingerprint(config: Config) -> dict[str, dict[str, str]]:
+    """``{config key: {"entry_point", "file", "sha256"}}`` for each entry point the config names.
+
+    Imports the modules (refusing anything but the user's own files) and calls nothing.
+    """
+    named = {"model.builder": config.model.builder, "data.loader": config.data.loader}
+    return {
+        key: load_entry_point(spec, config.study.code_dir, key).describe() for key, spec in named.items() if spec
+    }
+
+
+def code_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """One entry per entry point whose defining file changed (a renamed entry point is a
+    config difference, reported with the config's)."""
+    differences = []
+    for key in sorted(set(stored) & set(current)):
+        old, new = stored[key], current[key]
+        if old.get("sha256") != new.get("sha256"):
+            differences.append(f"{key} source {new['file']}: changed since the study last ran it "
+                               f"(sha256 {str(old.get('sha256'))[:12]} -> {new['sha256'][:12]})")
+    return differences
+
+
+def check_code(study: optuna.Study, config: Config, *, force: bool = False) -> list[str]:
+    """Resolve ``config``'s entry points and compare their files with the study's record.
+
+    Raises ``StudyError`` naming each changed file unless ``force``, which stores the new
+    hashes. Returns the differences found (adopted when ``force``).
+    """
+    current = code_fingerprint(config)
+    stored = study.user_attrs.get(attrs.CODE) or {}
+    differences = code_differences(stored, current)
+    if differences and not force:
+        raise StudyError(
+            f"study {study.study_name!r} was run with other code: " + "; ".join(differences)
+            + " (restore the file, choose a new study.name, or pass --force to continue with this code)"
+        )
+    if differences or set(current) != set(stored):
+        if differences:
+            log.warning("adopting changed code for study %s (--force): %s", study.study_name, "; ".join(differences))
+        study.set_user_attr(attrs.CODE, current)
+    return differences
