@@ -19,6 +19,7 @@ from __future__ import annotations
 import keras
 
 from sweep.config import Config
+from sweep.training.data import IMAGE_SHAPE, NUM_CLASSES
 from sweep.training.model import compile_model, make_model
 from sweep.training.params import TrialParams
 from sweep.training.schedules import TrialSchedule
@@ -32,8 +33,9 @@ class ModelCache:
         self._schedule: TrialSchedule | None = None
         self._key: str | None = None
 
-    def model_for(self, config: Config, params: TrialParams, total_steps: int, input_shape: tuple[int, ...],
-                  num_classes: int) -> keras.Model:
+    def model_for(self, config: Config, params: TrialParams, total_steps: int,
+                  input_shape: tuple[int, ...] = IMAGE_SHAPE, num_classes: int = NUM_CLASSES) -> keras.Model:
+        """The compiled model for a trial on samples of ``input_shape`` (default: Fashion-MNIST's)."""
         fresh = make_model(config, input_shape, num_classes)  # draws the trial's initial weights and seeds
         key = (f"{config.model.model_dump_json()}|{config.train.optimizer}|{config.train.steps_per_execution}|"
                f"{input_shape}|{num_classes}")
