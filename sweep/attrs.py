@@ -20,6 +20,8 @@ Study user attrs
   file is a search-relevant change on resume.
 - ``MODEL``: the model at creation: ``{"name" (builder or "built-in CNN"), "parameters",
   "input_shape", "num_classes"}``.
+- ``NUM_VALIDATION``: validation images every trial is scored on (sets the noise level
+  reports quote: a binomial standard error of sqrt(p (1 - p) / n)).
 - ``EVALUATIONS``: ``[{"trial": n, "params": {...}, "test_accuracy": a,
   "test_loss": l, "seconds": s}, ...]`` written by ``sweep evaluate``.
 
@@ -47,6 +49,7 @@ PRIOR = "sweep:prior"
 VERSIONS = "sweep:versions"
 N_TRIALS = "sweep:n_trials"
 NUM_TRAIN = "sweep:num_train"
+NUM_VALIDATION = "sweep:num_validation"
 EVALUATIONS = "sweep:evaluations"
 CODE = "sweep:code"
 MODEL = "sweep:model"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from sweep.report.figures import Image
-from sweep.report.findings import Finding
+from sweep.report.finding import Finding
 
 
 @dataclass(frozen=True)

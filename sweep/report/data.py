@@ -18,7 +18,7 @@ import pandas as pd
 
 from sweep import attrs
 from sweep.config import SCHEDULES
-from sweep.report import stats
+from sweep.report import importance, stats, uncertainty
 from sweep.storage.database import mask_url
 
 TOP_K = 5
@@ -59,15 +59,26 @@ class ReportData:
     top: pd.DataFrame  # the TOP_K best COMPLETE trials, best first
     lr_curves: dict[int, tuple[np.ndarray, np.ndarray]]
     top_accuracy: dict[int, tuple[np.ndarray, np.ndarray]]  # epoch, val_accuracy of the top trials
-    importances: dict[str, float] | None
+    importances: dict[str, float] | None  # ranked parameters over all trials: share, most important first
     importance_note: str
     pruning: stats.PruningSavings
+    num_validation: int | None = None  # validation images each score is measured on
+    validation_note: str = "unknown"  # "stored", or how the number was estimated
+    importance_table: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=importance.COLUMNS))
     extra_params: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> pd.Series | None:
         """The best COMPLETE trial's row (``study.best_trial``), or None."""
         return self.top.iloc[0] if len(self.top) else None
+
+    @property
+    def se(self) -> float:
+        """Binomial standard error of the best score (NaN unless the metric is an accuracy
+        and the validation size is known)."""
+        if self.best is None or self.metric != "val_accuracy":
+            return math.nan
+        return uncertainty.binomial_se(float(self.best["value"]), self.num_validation)
 
     @property
     def best_params(self) -> dict[str, Any] | None:
@@ -96,9 +107,14 @@ def collect(study: optuna.Study, storage_url: str = "") -> ReportData:
     configured = list((search_space or {}).get("schedules") or (section("search") or {}).get("schedules") or [])
     seen = [s for s in SCHEDULES if s in set(frame["schedule"].dropna())]
     schedules = configured + [s for s in seen if s not in configured]
+    num_validation, validation_note = validation_size(user, config)
+    accuracy_n = num_validation if metric_name(config) == "val_accuracy" else None
     top = stats.ranked(frame, direction).head(TOP_K)
-    found, note = stats.importances(trials, direction)
-    metric = (section("study") or {}).get("metric", "value")
+    importance_table = importance.importances(trials, direction)
+    found = importance.ranked(importance_table) or None
+    note = (f"{importance.EVALUATOR}, each parameter over the complete trials that have it "
+            f"(at least {importance.MIN_TRIALS})")
+    metric = metric_name(config)
 
     return ReportData(
         name=study.study_name,
@@ -121,15 +137,42 @@ def collect(study: optuna.Study, storage_url: str = "") -> ReportData:
         curves=curves,
         best_by_number=stats.best_so_far(frame, direction, by="number"),
         best_by_time=stats.best_so_far(frame, direction, by="elapsed_s"),
-        schedule_table=stats.schedule_summary(frame, schedules, direction),
+        schedule_table=stats.schedule_summary(frame, schedules, direction, accuracy_n),
         top=top,
         lr_curves=stats.lr_curves(top, steps_per_epoch),
         top_accuracy=_val_accuracy(trials, top["number"].tolist(), curves if metric == "val_accuracy" else {}),
         importances=found,
         importance_note=note,
+        importance_table=importance_table,
         pruning=stats.pruning_savings(frame, epochs),
         extra_params=extra,
+        num_validation=num_validation,
+        validation_note=validation_note,
     )
+
+
+def metric_name(config: dict | None) -> str:
+    return ((config or {}).get("study") or {}).get("metric", "value")
+
+
+# Training images each data source has when data.limit is unset (Fashion-MNIST's 60,000;
+# sweep.training.data's synthetic default); an IDX folder's size is not known without it.
+_SOURCE_SIZES = {"keras": 60000, "synthetic": 3000}
+
+
+def validation_size(user: dict, config: dict | None) -> tuple[int | None, str]:
+    """(validation images, how the number is known): stored at creation, or, for a study
+    created before that attr existed, estimated from data.limit x data.validation_fraction."""
+    stored = user.get(attrs.NUM_VALIDATION)
+    if isinstance(stored, int) and stored > 0:
+        return stored, "stored"
+    data = (config or {}).get("data") or {}
+    size = data.get("limit") or _SOURCE_SIZES.get(data.get("source"))
+    fraction = data.get("validation_fraction")
+    if size and isinstance(fraction, (int, float)) and 0 < fraction < 1:
+        # The split takes round(fraction * n) of each class: within a few images of this.
+        return int(round(size * fraction)), "estimated from data.limit and data.validation_fraction"
+    return None, "unknown"
 
 
 def trials_frame(

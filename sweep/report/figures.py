@@ -231,9 +231,9 @@ def draw_importances(data: ReportData) -> Figure | None:
     fig = Figure(figsize=(8, 0.5 * len(names) + 1.4), layout="constrained")
     ax = fig.subplots()
     ax.barh(names, [data.importances[n] for n in names], color="#4c72b0")
-    ax.set_xlabel("importance (PED-ANOVA, normalised)")
+    ax.set_xlabel("importance (PED-ANOVA, share of the ranked parameters)")
     ax.grid(True, axis="x", alpha=0.3)
-    ax.set_title("Parameter importances")
+    ax.set_title("Parameter importances, each over the complete trials that have it")
     return fig
 
 

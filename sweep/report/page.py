@@ -15,7 +15,7 @@ from sweep.report import stats
 from sweep.report.blocks import Code, Document, Findings, Link, Paragraph, Section, Table
 from sweep.report.data import ReportData
 from sweep.report.figures import Image
-from sweep.report.findings import Finding
+from sweep.report.finding import Finding
 from sweep.report.fmt import fmt_fixed, fmt_float, fmt_int, fmt_lr, fmt_share, fmt_value
 
 TOP_TABLE_ROWS = 10
@@ -38,6 +38,7 @@ def overview_table(data: ReportData) -> Table:
     rows.append(["Trials", f"{done} finished{budget}: " + ", ".join(f"{n} {what}" for n, what in parts if n)])
     if data.best is not None:
         rows.append(["Best value", f"{fmt_value(data.best['value'])} (trial #{int(data.best['number'])})"])
+        rows.append(["Noise level", noise_text(data)])
     train = (data.config or {}).get("train") or {}
     if train:
         rows.append(["Training", f"{train.get('epochs')} epochs, batch {train.get('batch_size')}, "
@@ -58,13 +59,33 @@ def overview_table(data: ReportData) -> Table:
     return Table("Overview", ["", ""], rows)
 
 
+def noise_text(data: ReportData) -> str:
+    validation = (f"{data.num_validation} validation images" + ("" if data.validation_note == "stored"
+                  else f" ({data.validation_note})")) if data.num_validation else "validation size unknown"
+    if data.se == data.se:  # not NaN
+        return (f"standard error {data.se:.3f} per score ({validation}); 95% interval ±{1.96 * data.se:.3f}; "
+                "seed noise comes on top")
+    return f"not estimated ({validation}; {data.metric} has no binomial standard error)" if data.metric != \
+        "val_accuracy" else f"not estimated ({validation})"
+
+
 def schedule_table(data: ReportData) -> Table:
-    rows = [[r.schedule, str(r.trials), str(r.complete), str(r.pruned), str(r.diverged), str(r.failed),
-             fmt_value(r.best), fmt_value(r.median), fmt_share(r.pruned_share)]
-            for r in data.schedule_table.itertuples()]
+    known = bool(len(data.schedule_table)) and bool(data.schedule_table["se"].notna().any())
+    rows = []
+    for r in data.schedule_table.itertuples():
+        row = [r.schedule, str(r.trials), str(r.complete), str(r.pruned), str(r.diverged), str(r.failed),
+               fmt_value(r.best)]
+        if known:
+            row.append(f"{r.low:.3f} to {r.high:.3f}" if r.low == r.low else "")
+        rows.append(row + [fmt_value(r.median), fmt_share(r.pruned_share)])
+    interval = ["95% interval of best"] if known else []
+    note = "Best and median over complete trials; pruned share of finished trials (diverged included)."
+    if known:
+        note += (f" The 95% interval (Wilson) is the validation-sampling noise of the best score on "
+                 f"{data.num_validation} images; a type's best is also biased upward by selection, more so "
+                 "the more trials it had.")
     return Table("Schedule types", ["schedule", "trials", "complete", "pruned", "diverged", "failed",
-                                    f"best {data.metric}", "median", "pruned share"], rows,
-                 "Best and median over complete trials; pruned share of finished trials (diverged included).")
+                                    f"best {data.metric}", *interval, "median", "pruned share"], rows, note)
 
 
 def top_table(data: ReportData) -> Table:
@@ -80,8 +101,22 @@ def top_table(data: ReportData) -> Table:
 
 
 def importance_table(data: ReportData) -> Table:
-    rows = [[name, f"{value:.3f}"] for name, value in (data.importances or {}).items()]
-    return Table("Parameter importances", ["parameter", "importance"], rows, data.importance_note)
+    table = data.importance_table
+    rows = [[r.parameter, str(r.trials), "" if r.importance != r.importance else f"{r.importance:.3f}", r.note]
+            for r in table[table["scope"] == "all"].itertuples()]
+    return Table("Parameter importances", ["parameter", "complete trials with it", "importance", "note"], rows,
+                 data.importance_note + "; importances are shares of the ranked parameters.")
+
+
+def schedule_importance_table(data: ReportData) -> Table | None:
+    table = data.importance_table[data.importance_table["scope"] != "all"]
+    if table.empty:
+        return None
+    rows = [[r.scope, r.parameter, str(r.trials), "" if r.importance != r.importance else f"{r.importance:.3f}",
+             r.note] for r in table.itertuples()]
+    return Table("Within each schedule type", ["schedule", "parameter", "complete trials", "importance", "note"],
+                 rows, "initial_lr against warmup_fraction within each schedule type that has enough complete "
+                 "trials (shares within the type).")
 
 
 def evaluation_table(data: ReportData) -> Table:
@@ -112,8 +147,10 @@ def study_document(data: ReportData, found: list[Finding], images: dict[str, Ima
     top = [top_table(data), *figure("top_epochs"), *figure("top_lr_curves"),
            Link(f"All {len(data.trials)} trials: trials.csv", "trials.csv")]
     sections.append(Section("Best trials", top))
-    importance: list = [importance_table(data), *figure("importances")] if data.importances else [
-        Paragraph(f"Parameter importances: not computed ({data.importance_note}).")]
+    importance: list = [importance_table(data)] if len(data.importance_table) else []
+    if not data.importances:
+        importance.append(Paragraph(f"No parameter has enough complete trials to rank ({data.importance_note})."))
+    importance += [*figure("importances"), *[t for t in [schedule_importance_table(data)] if t]]
     sections.append(Section("Parameter importances", importance))
     sections.append(Section("Training curves", figure("intermediate")))
     if data.evaluations:

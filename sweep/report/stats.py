@@ -1,5 +1,5 @@
 """Pure computations on the trials table: best-so-far, schedule comparison, top trials,
-LR curves, pruning savings, parameter importances.
+LR curves, pruning savings (parameter importances: ``importance``).
 
 Every function takes plain frames and values (no study, no drawing), so tests check
 the numbers directly. Only COMPLETE trials count towards "best" and "median", as in
@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import optuna
 import pandas as pd
 
+from sweep.report import uncertainty
 from sweep.training.schedule_math import learning_rates
 
 log = logging.getLogger(__name__)
 
 PARAMS = ("initial_lr", "schedule", "warmup_fraction", "decay_rate", "decay_steps")
-# PED-ANOVA compares the top quantile of trials with all of them; with fewer than about
-# 5 trials in that top quantile its estimates are noise, so small studies get a larger one.
-MIN_IMPORTANCE_TRIALS = 8
-IMPORTANCE_TOP_TRIALS = 5
 # A curve of more points than this is sampled: the PNG cannot show more anyway.
 MAX_CURVE_POINTS = 2000
 
@@ -56,8 +51,11 @@ def best_so_far(frame: pd.DataFrame, direction: str, by: str = "number") -> pd.D
     )
 
 
-def schedule_summary(frame: pd.DataFrame, schedules: list[str], direction: str) -> pd.DataFrame:
-    """One row per schedule type, best first: trials, states, best, median, share pruned.
+def schedule_summary(frame: pd.DataFrame, schedules: list[str], direction: str,
+                     num_validation: int | None = None) -> pd.DataFrame:
+    """One row per schedule type, best first: trials, states, best, median, share pruned,
+    and the best score's binomial standard error and 95% interval (``se``, ``low``, ``high``:
+    NaN unless the scores are accuracies on ``num_validation`` known images).
 
     ``trials`` counts every reported trial of the type (any state); ``pruned_share`` is
     the share of finished trials (complete + pruned + diverged) that were stopped early.
@@ -71,6 +69,8 @@ def schedule_summary(frame: pd.DataFrame, schedules: list[str], direction: str) 
         n_diverged = int((reasons == "diverged").sum())
         n_pruned = len(reasons) - n_diverged
         finished = n_complete + n_pruned + n_diverged
+        best = (values.max() if direction == "maximize" else values.min()) if len(values) else math.nan
+        low, high = uncertainty.wilson_interval(best, num_validation) if len(values) else (math.nan, math.nan)
         rows.append({
             "schedule": schedule,
             "trials": len(group),
@@ -78,12 +78,15 @@ def schedule_summary(frame: pd.DataFrame, schedules: list[str], direction: str) 
             "pruned": n_pruned,
             "diverged": n_diverged,
             "failed": int((group["state"] == "FAIL").sum()),
-            "best": (values.max() if direction == "maximize" else values.min()) if len(values) else math.nan,
+            "best": best,
             "median": float(values.median()) if len(values) else math.nan,
             "pruned_share": (n_pruned + n_diverged) / finished if finished else math.nan,
+            "se": uncertainty.binomial_se(best, num_validation) if len(values) else math.nan,
+            "low": low,
+            "high": high,
         })
     table = pd.DataFrame(rows, columns=["schedule", "trials", "complete", "pruned", "diverged", "failed",
-                                        "best", "median", "pruned_share"])
+                                        "best", "median", "pruned_share", "se", "low", "high"])
     return table.sort_values("best", ascending=direction == "minimize", na_position="last", kind="stable")
 
 
@@ -145,50 +148,3 @@ def pruning_savings(frame: pd.DataFrame, epochs: int | None) -> PruningSavings:
     saved = int((epochs - run).clip(lower=0).sum()) if epochs else 0
     return PruningSavings(finished, len(stopped) - diverged, diverged, int(run.sum()), saved,
                           finished * epochs if epochs else 0)
-
-
-def edge_of_range(value: float, low: float, high: float, tolerance: float = 0.1) -> str | None:
-    """``"lower"`` or ``"upper"`` when ``value`` lies within ``tolerance`` of the range's
-    width from that end, in log space; else None."""
-    if not (value > 0 and 0 < low < high):
-        return None
-    position = (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
-    if position <= tolerance:
-        return "lower"
-    if position >= 1 - tolerance:
-        return "upper"
-    return None
-
-
-def importances(trials: list[optuna.trial.FrozenTrial], direction: str) -> tuple[dict[str, float] | None, str]:
-    """PED-ANOVA importances of the trials' parameters, or None and the reason why not.
-
-    Computed on an in-memory copy of the COMPLETE trials, so the evaluator's repeated
-    ``get_trials`` calls never go back to the storage.
-    """
-    # Only what PED-ANOVA reads: copying histories and attrs into the scratch study would
-    # cost more than the analysis itself.
-    done = [optuna.trial.create_trial(value=t.value, params=t.params, distributions=t.distributions)
-            for t in trials if t.state == optuna.trial.TrialState.COMPLETE
-            and t.value is not None and math.isfinite(t.value)]
-    if len(done) < MIN_IMPORTANCE_TRIALS:
-        return None, f"needs at least {MIN_IMPORTANCE_TRIALS} complete trials, the study has {len(done)}"
-    if len({t.value for t in done}) < 2:
-        return None, "every complete trial has the same value"
-    quantile = min(0.5, max(0.1, IMPORTANCE_TOP_TRIALS / len(done)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PED-ANOVA warns about small regimes; the note says enough
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line
-        try:
-            scratch = optuna.create_study(direction=direction)
-            scratch.add_trials(done)
-            evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
-            result = optuna.importance.get_param_importances(scratch, evaluator=evaluator)
-        except Exception as exc:  # noqa: BLE001 - importances are an extra; a report must still appear
-            log.warning("parameter importances failed: %s", exc)
-            return None, f"PED-ANOVA failed ({type(exc).__name__})"
-        finally:
-            optuna.logging.set_verbosity(verbosity)
-    note = f"PED-ANOVA over {len(done)} complete trials, top {quantile:.0%} against all"
-    return {k: float(v) for k, v in result.items()}, note

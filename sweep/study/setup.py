@@ -195,6 +195,7 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
     study.set_user_attr(attrs.NUM_TRAIN, data.num_train)
     study.set_user_attr(attrs.CODE, code)
     study.set_user_attr(attrs.MODEL, model_info)
+    study.set_user_attr(attrs.NUM_VALIDATION, len(data.y_val))
     study.set_user_attr(attrs.SEARCH_SPACE, space)
     if lr_result is not None:
         study.set_user_attr(attrs.LR_FINDER, lr_result)

@@ -19,7 +19,7 @@ from sweep import attrs
 from sweep.cli import main
 from sweep.config import config_from_dict
 from sweep.training.params import parse_params
-from sweep.report import stats, write_comparison, write_report
+from sweep.report import importance, stats, write_comparison, write_report
 from sweep.report.data import collect
 from sweep.report.findings import findings
 from sweep.report.markdown import escape
@@ -170,13 +170,8 @@ def test_a_best_lr_at_the_edge_of_the_range_is_warned_about():
     space = {**study.user_attrs[attrs.SEARCH_SPACE], "initial_lr": {"low": 1e-5, "high": best_lr * 1.2}}
     study.set_user_attr(attrs.SEARCH_SPACE, space)
     warnings = [f.text for f in findings(collect(study)) if f.warning]
-    assert any("upper edge" in t and "Widen search.initial_lr" in t for t in warnings)
-
-
-@pytest.mark.parametrize("value, expected", [(1e-5, "lower"), (1.5e-5, "lower"), (1e-3, None),
-                                             (0.5, "upper"), (1.0, "upper"), (5e-5, None), (0.2, None)])
-def test_edge_of_range_is_measured_in_log_space(value, expected):
-    assert stats.edge_of_range(value, 1e-5, 1.0, 0.1) == expected  # 10% of 5 decades = half a decade
+    assert any("upper edge" in t and "widen search.initial_lr" in t and f"#{study.best_trial.number}" in t
+               for t in warnings)
 
 
 def test_best_so_far_ends_at_the_best_value_and_never_gets_worse(study):
@@ -199,11 +194,10 @@ def test_lr_curves_follow_the_schedule_formulas(study):
             assert lr[-1] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_importances_need_enough_complete_trials():
-    found, note = stats.importances(build_study(6).trials, "maximize")
-    assert found is None and "at least 8" in note
-    found, _ = stats.importances(build_study(40).trials, "maximize")
+def test_importances_rank_the_parameter_the_value_depends_on():
+    found = importance.ranked(importance.importances(build_study(40).trials, "maximize"))
     assert max(found, key=found.get) == "initial_lr"  # the fabricated value depends mostly on it
+    assert sum(found.values()) == pytest.approx(1.0)
 
 
 def test_report_of_a_study_without_finished_trials_says_so(tmp_path):
@@ -215,12 +209,15 @@ def test_report_of_a_study_without_finished_trials_says_so(tmp_path):
 
 
 def test_a_running_study_is_reported_as_unfinished_and_stale_files_go(report_dir, tmp_path):
-    shutil.copytree(report_dir, tmp_path, dirs_exist_ok=True)  # an older report with importances
-    assert (tmp_path / "figures" / "importances.png").exists()
-    write_report(build_study(6, running=True), tmp_path)
+    shutil.copytree(report_dir, tmp_path, dirs_exist_ok=True)  # an older report with an LR finder figure
+    assert (tmp_path / "figures" / "lr_finder.png").exists()
+    running = build_study(6, running=True)
+    running.set_user_attr(attrs.LR_FINDER, None)  # as with lr_finder.enabled: false
+    write_report(running, tmp_path)
     text = (tmp_path / "report.md").read_text()
     assert "**Warning:** The study is not finished: 5 of 6 trials done; 1 running" in text
-    assert not (tmp_path / "figures" / "importances.png").exists()
+    assert not (tmp_path / "figures" / "lr_finder.png").exists()
+    assert not (tmp_path / "lr_finder.json").exists()
 
 
 def test_report_command_writes_results_name_from_the_default_storage(tmp_path, monkeypatch, capsys):
