@@ -22,10 +22,15 @@ log = logging.getLogger("sweep")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is a ConfigError: one line, exit 2, handled in main."""
+    """argparse, but a usage error is a ConfigError: one line, exit 2, handled in main.
+
+    main prints every error as ``sweep: error: ...``, so the message names only the
+    subcommand (``run: ...``), never ``sweep`` again.
+    """
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
+        command = self.prog.removeprefix("sweep").strip()
+        raise ConfigError(f"{command + ': ' if command else ''}{message} (see '{self.prog} --help')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,10 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.set_defaults(subparsers={})
     for name, cmd in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=cmd.help, description=cmd.help)
+        examples = "examples:\n" + "\n".join(f"  {line}" for line in cmd.examples) if cmd.examples else None
+        sub = subparsers.add_parser(name, help=cmd.help, description=cmd.help, epilog=examples,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
         cmd.add_arguments(sub)
         sub.set_defaults(handler=cmd.handler)
+        parser.get_default("subparsers")[name] = sub
     return parser
 
 
@@ -49,7 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sweep`` with ``argv`` (default: sys.argv[1:]) and return the exit code."""
     quiet_tensorflow()
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the subcommand's parser, so the message names the command
+            args.subparsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except ConfigError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

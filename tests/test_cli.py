@@ -102,3 +102,47 @@ def test_train_reads_params_from_a_best_config_yaml(tmp_path, capsys):
     (tmp_path / "plain.yaml").write_text("study: {name: tiny}\n")
     assert main(["train", str(tmp_path / "plain.yaml")]) == 2
     assert "no params: section" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(__import__("sweep.commands", fromlist=["COMMANDS"]).COMMANDS))
+@pytest.mark.parametrize("extra", [["--no-such-option"], ["--storage"]])
+def test_every_commands_argparse_errors_say_sweep_once(capsys, monkeypatch, name, extra):
+    # Each command with an unknown option, and with an option missing its value (or an
+    # unknown one where the command has no --storage): argparse's own errors.
+    monkeypatch.chdir(ROOT)
+    assert main([name, *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"sweep: error: {name}: ") and err[0].count("sweep") == 2  # the prefix and the hint
+    assert "error: sweep" not in err[0] and err[0].endswith(f"(see 'sweep {name} --help')")
+
+
+def test_top_level_argparse_errors_say_sweep_once(capsys):
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sweep: error: argument COMMAND: invalid choice") and "error: sweep" not in err
+
+
+@pytest.mark.parametrize("name", sorted(__import__("sweep.commands", fromlist=["COMMANDS"]).COMMANDS))
+def test_every_commands_help_shows_examples(capsys, name):
+    assert main([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    examples = out.split("examples:\n", 1)[1].splitlines()
+    assert examples and all(line.startswith(f"  sweep {name}") for line in examples if line.strip())
+
+
+def test_status_accepts_url_hash_name_and_shows_absolute_sqlite_paths(tmp_path, monkeypatch, capsys):
+    from tests.fake_study import build_study
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    build_study(8, storage="sqlite:///studies/fake.db", name="fake")
+    assert main(["status", "sqlite:///studies/fake.db#fake"]) == 0
+    assert capsys.readouterr().out.startswith("study fake: 8/8 trials finished")
+    assert main(["status", "sqlite:///studies/fake.db#fake", "--storage", "sqlite:///x.db"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["status"]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[:2] == ["fake", f"sqlite:///{tmp_path / 'studies' / 'fake.db'}"]
+    assert main(["status", "--help"]) == 0
+    assert "default: study.storage" not in capsys.readouterr().out

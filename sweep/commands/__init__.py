@@ -22,19 +22,32 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     handler: Callable[[argparse.Namespace], int]
+    examples: tuple[str, ...] = ()
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
-    """Register ``handler`` as ``sweep NAME``."""
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+            examples: tuple[str, ...] = ()):
+    """Register ``handler`` as ``sweep NAME``; ``examples`` are command lines its --help shows."""
 
     def register(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-        COMMANDS[name] = Command(help, add_arguments, handler)
+        COMMANDS[name] = Command(help, add_arguments, handler, examples)
         return handler
 
     return register
+
+
+def study_spec(spec: str, storage: str | None) -> tuple[str, str | None]:
+    """(name, storage URL or None) from a NAME or URL#NAME argument and ``--storage``."""
+    from sweep.errors import ConfigError
+    from sweep.report.source import split_spec
+
+    name, url = split_spec(spec)
+    if url and storage:
+        raise ConfigError(f"{spec!r}: give the storage either as URL#NAME or with --storage, not both")
+    return name, url or storage
 
 
 def config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sweep.commands import EXIT_OK, command, import_keras_quietly, storage_faults, storage_url
+from sweep.commands import EXIT_OK, command, import_keras_quietly, storage_faults, storage_url, study_spec
 from sweep.errors import ConfigError
 
 
@@ -16,17 +16,15 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @command("evaluate", "retrain the best trials on train+validation and score them on the test split",
-         _evaluate_arguments)
+         _evaluate_arguments, ("sweep evaluate quickstart", "sweep evaluate quickstart --top 3",
+                               "sweep evaluate 'sqlite:///studies/quickstart.db#quickstart' --top 2"))
 def _evaluate(args: argparse.Namespace) -> int:
-    from sweep.report.source import split_spec
     from sweep.storage.database import load_study
 
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1, got {args.top}")
-    name, url = split_spec(args.name)
-    if url and args.storage:
-        raise ConfigError(f"{args.name!r}: give the storage either as URL#NAME or with --storage, not both")
-    study = load_study(name, url or args.storage)
+    name, url = study_spec(args.name, args.storage)
+    study = load_study(name, url)
 
     import_keras_quietly()
     from sweep.study.evaluate import evaluate_study, study_config, top_trials
@@ -45,7 +43,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from sweep.storage.database import resolve_storage_url
 
-    with storage_faults(resolve_storage_url(name, url or args.storage)):  # results are stored in the study
+    with storage_faults(resolve_storage_url(name, url)):  # results are stored in the study
         results = evaluate_study(study, args.top, on_result=show)
     best = max(results, key=lambda r: r.test_accuracy)
     print(f"stored in the study; 'sweep report {name}' shows them")

@@ -16,7 +16,9 @@ def _lr_find_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: study.seed, as a study uses)")
 
 
-@command("lr-find", "run the LR range test: suggested initial LR, bounds and a plot", _lr_find_arguments)
+@command("lr-find", "run the LR range test: suggested initial LR, bounds and a plot", _lr_find_arguments,
+         ("sweep lr-find configs/quickstart.yaml --set data.source=idx --set data.path=../shared/data/fashion-mnist-sample",
+          "sweep lr-find configs/fashion_mnist.yaml --set lr_finder.num_steps=300 --seed 1"))
 def _lr_find(args: argparse.Namespace) -> int:
     from sweep.config import load_config
     from sweep.training.data import load_dataset

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sweep.commands import EXIT_OK, command, storage_url
+from sweep.commands import EXIT_OK, command, storage_url, study_spec
 from sweep.errors import ConfigError
 
 RESULTS_DIR = Path("results")
@@ -26,21 +26,23 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", default=None, help="output folder (default: results/compare-A-B...)")
 
 
-@command("report", "write a study's report to results/NAME/ (HTML, Markdown, CSV, figures)", _report_arguments)
+@command("report", "write a study's report to results/NAME/ (HTML, Markdown, CSV, figures)", _report_arguments,
+         ("sweep report quickstart", "sweep report 'sqlite:///elsewhere/q.db#quickstart' --out /tmp/q-report",
+          "sweep report fmnist --storage postgresql+psycopg://sweep@db.example/sweeps"))
 def _report(args: argparse.Namespace) -> int:
     from sweep.report import write_report
-    from sweep.report.source import open_study_for_reading, split_spec
+    from sweep.report.source import open_study_for_reading
 
-    name, url = split_spec(args.name)
-    if url and args.storage:
-        raise ConfigError(f"{args.name!r}: give the storage either as URL#NAME or with --storage, not both")
-    study, used = open_study_for_reading(name, url or args.storage)
+    name, url = study_spec(args.name, args.storage)
+    study, used = open_study_for_reading(name, url)
     index = write_report(study, Path(args.out) if args.out else RESULTS_DIR / name, storage_url=used)
     print(f"report written to {index}")
     return EXIT_OK
 
 
-@command("compare", "compare studies side by side in results/compare-NAMES/", _compare_arguments)
+@command("compare", "compare studies side by side in results/compare-NAMES/", _compare_arguments,
+         ("sweep compare with-prior without-prior",
+          "sweep compare a b --storage sqlite:///studies/a.db --storage sqlite:///studies/b.db"))
 def _compare(args: argparse.Namespace) -> int:
     from sweep.report import write_comparison
     from sweep.report.compare import default_out_dir

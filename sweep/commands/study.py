@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from sweep.commands import (EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, command, config_arguments, import_keras_quietly,
-                            storage_faults, storage_url)
+                            storage_faults, storage_url, study_spec)
 
 RESULTS_DIR = Path("results")
 # A worker reuses one compiled model (sweep.training.model_cache) and grows about 0.4 MB a trial
@@ -47,10 +47,11 @@ def _n_trials(text: str) -> int:
     return _positive_int(text, MAX_TRIALS)
 
 
-def _storage_argument(parser: argparse.ArgumentParser) -> None:
+def _storage_argument(parser: argparse.ArgumentParser, default: str = "study.storage, else sqlite:///studies/NAME.db"
+                      ) -> None:
     parser.add_argument("--storage", metavar="URL", type=storage_url, default=None,
-                        help="SQLAlchemy URL of the study's database (default: study.storage, "
-                             "else sqlite:///studies/NAME.db), e.g. postgresql+psycopg://user:pw@host/db")
+                        help=f"SQLAlchemy URL of the study's database (default: {default}), "
+                             "e.g. postgresql+psycopg://user:pw@host/db")
 
 
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +72,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _resume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="the study to continue (its config is stored in it)")
-    _storage_argument(parser)
+    _storage_argument(parser, "sqlite:///studies/NAME.db")
     _worker_arguments(parser)
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                         help="override a field that may differ between machines: data.path, "
@@ -80,7 +81,10 @@ def _resume_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue even though the model's or loader's source file changed since the study ran")
 
 
-@command("run", "create or continue the study a config describes, until its budget is spent", _run_arguments)
+@command("run", "create or continue the study a config describes, until its budget is spent", _run_arguments,
+         ("sweep run configs/quickstart.yaml --set data.source=idx --set data.path=../shared/data/fashion-mnist-sample",
+          "sweep run configs/fashion_mnist.yaml --workers 2 --n-trials 60",
+          "sweep run configs/fashion_mnist.yaml --storage postgresql+psycopg://sweep@db.example/sweeps"))
 def _run(args: argparse.Namespace) -> int:
     from sweep.config import load_config
     from sweep.storage.database import resolve_storage_url
@@ -96,7 +100,9 @@ def _run(args: argparse.Namespace) -> int:
     return _drive(study, config, url, args)
 
 
-@command("resume", "continue a study from the config stored in it (no config file needed)", _resume_arguments)
+@command("resume", "continue a study from the config stored in it (no config file needed)", _resume_arguments,
+         ("sweep resume quickstart", "sweep resume fmnist-schedules --n-trials 80 --workers 2",
+          "sweep resume fmnist-schedules --storage postgresql+psycopg://sweep@db.example/sweeps --set data.path=/data"))
 def _resume(args: argparse.Namespace) -> int:
     from sweep.errors import ConfigError
     from sweep.study.setup import MUTABLE_FIELDS, reopen_study
@@ -268,17 +274,20 @@ def _print_best(study) -> None:
 
 
 def _status_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", metavar="NAME", nargs="?", help="a study: show its best trial and running trials")
-    _storage_argument(parser)
+    parser.add_argument("name", metavar="NAME", nargs="?",
+                        help="a study, or URL#NAME: show its best trial and running trials")
+    _storage_argument(parser, "every studies/*.db; with NAME, sqlite:///studies/NAME.db")
 
 
 @command("status", "list studies (trials by state, best value, budget left), or one study in detail",
-         _status_arguments)
+         _status_arguments, ("sweep status", "sweep status quickstart",
+                             "sweep status 'sqlite:///studies/quickstart.db#quickstart'",
+                             "sweep status --storage postgresql+psycopg://sweep@db.example/sweeps"))
 def _status(args: argparse.Namespace) -> int:
     from sweep.study.status import study_detail, study_table
 
     if args.name:
-        print(study_detail(args.name, args.storage))
+        print(study_detail(*study_spec(args.name, args.storage)))
     else:
         print(study_table(args.storage))
     return EXIT_OK

@@ -32,7 +32,9 @@ def _params_of(config_path: str) -> str:
     return config_path
 
 
-@command("train", "train one configuration, no study (reproduce a trial)", _train_arguments)
+@command("train", "train one configuration, no study (reproduce a trial)", _train_arguments,
+         ("sweep train configs/quickstart.yaml --params '{\"initial_lr\": 3e-3, \"schedule\": \"cosine\"}'",
+          "sweep train results/quickstart/best_config.yaml --params results/quickstart/best_config.yaml"))
 def _train(args: argparse.Namespace) -> int:
     from sweep.config import load_config
     from sweep.training.params import parse_params

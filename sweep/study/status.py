@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from sweep import attrs
 from sweep.errors import StudyError
-from sweep.storage.database import STUDIES_DIR, make_storage, mask_url
+from sweep.storage.database import STUDIES_DIR, make_storage, mask_url, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,20 @@ def _row(study: optuna.Study, url: str) -> list[str]:
     finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
     return [
         study.study_name,
-        mask_url(url),
+        shown_url(url),
         *(str(counts[state]) for state in _STATES),
         _best(study),
         str(max(total - finished, 0)),
     ]
+
+
+def shown_url(url: str) -> str:
+    """``url`` as a row shows it: masked, and a SQLite file by its absolute path (a relative
+    one means nothing once you are in another folder)."""
+    path = sqlite_path(url)
+    if path is not None and not path.is_absolute():
+        url = f"sqlite:///{path.resolve()}"
+    return mask_url(url)
 
 
 def count_states(study: optuna.Study) -> Counter:
