@@ -76,7 +76,7 @@ def components(work: Path, epochs: int, reps: int = 10) -> dict:
     import_keras_quietly()
     from sweep.config import Config
     from sweep.storage.database import HEARTBEAT_INTERVAL_S, make_storage
-    from sweep.training.checkpoint import TrialCheckpoint
+    from sweep.training.checkpoint import write_checkpoint
     from sweep.training.model_cache import ModelCache
     from sweep.training.params import TrialParams
     from sweep.training.trainer import EpochLog
@@ -110,9 +110,9 @@ def components(work: Path, epochs: int, reps: int = 10) -> dict:
     trial_id = study.ask()._trial_id
     heartbeat_s = clock(lambda: storage.record_heartbeat(trial_id))
     model = ModelCache().model_for(Config(), TrialParams(initial_lr=1e-3), 100)
-    checkpoint = TrialCheckpoint(work / "checkpoint")
-    save_s = clock(lambda: checkpoint.save(model, history))
-    checkpoint.remove()
+    owner = {"study": "bench", "root_trial": 0, "params": {"initial_lr": 1e-3}, "total_steps": 100}
+    save_s = clock(lambda: write_checkpoint(work / "checkpoint.zip", model, history, owner))
+    (work / "checkpoint.zip").unlink()
     return {"storage_writes_s_per_trial": storage_s, "checkpoint_save_s": save_s,
             "checkpoints_s_per_trial": save_s * (epochs - 1), "heartbeat_write_s": heartbeat_s,
             "heartbeat_interval_s": HEARTBEAT_INTERVAL_S, "epochs": epochs, "reps": reps}

@@ -22,6 +22,9 @@ Study user attrs
   "input_shape", "num_classes"}``.
 - ``NUM_VALIDATION``: validation images every trial is scored on (sets the noise level
   reports quote: a binomial standard error of sqrt(p (1 - p) / n)).
+- ``STUDY_UUID``: a random id given at creation (or at the first reopen of an older
+  study): Optuna's study id and name repeat across storages and re-creations; every
+  checkpoint names the study it belongs to by this id.
 - ``EVALUATIONS``: ``[{"trial": n, "params": {...}, "test_accuracy": a,
   "test_loss": l, "seconds": s}, ...]`` written by ``sweep evaluate``.
 
@@ -37,6 +40,8 @@ Trial user attrs
 - ``RESUMED_FROM_EPOCH``: on a retried trial, the epoch its checkpoint restored.
 - ``ROOT_TRIAL``: the number of the trial this one continues after an interruption (its
   own number when it is no retry); names the checkpoint folder and fixes the seed.
+- ``CHECKPOINT``: ``{"artifact_id", "epoch"}``: the trial's newest epoch checkpoint in
+  the study's artifact store (``study.checkpoint_store``); a retry inherits it.
 - ``WORKER``: ``"host:pid"`` of the process that ran (or runs) the trial.
 - ``SURPLUS``: True on a trial asked for after the budget was taken (marked FAIL, never
   trained); reports leave such trials out.
@@ -53,6 +58,7 @@ NUM_VALIDATION = "sweep:num_validation"
 EVALUATIONS = "sweep:evaluations"
 CODE = "sweep:code"
 MODEL = "sweep:model"
+STUDY_UUID = "sweep:study_uuid"
 
 HISTORY = "history"
 EPOCHS_RUN = "epochs_run"
@@ -65,6 +71,7 @@ SEEDED_BY_PRIOR = "seeded_by_prior"
 RESUMED_FROM_EPOCH = "resumed_from_epoch"
 ROOT_TRIAL = "root_trial"
 WORKER = "worker"
+CHECKPOINT = "checkpoint"
 # Set to True on a trial that a worker asked for after the budget was already taken by
 # lower-numbered trials (several workers racing for the last slots). Such a trial is
 # marked FAIL at once and never trained; reports leave it out.

@@ -89,11 +89,22 @@ class StudyConfig(_Section):
     # load_config sets it to the config file's folder, so that `sweep resume` (which reads the
     # config from the database) finds them too; it may differ between machines.
     code_dir: str | None = Field(default=None, min_length=1)
+    # Where epoch checkpoints go (sweep.storage.artifacts): null = studies/NAME/ on this
+    # machine; a folder every machine mounts, or s3://bucket/prefix, lets a trial
+    # interrupted on one machine continue from its last epoch on another.
+    checkpoint_store: str | None = Field(default=None, min_length=1)
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
         return validate_study_name(value)
+
+    @field_validator("checkpoint_store")
+    @classmethod
+    def _store_location(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/.*)?", value):
+            raise ValueError(f"expected a folder path or s3://bucket/prefix, got {value!r}")
+        return value
 
     @property
     def direction(self) -> str:

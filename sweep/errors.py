@@ -4,6 +4,12 @@ Every message is one line that says what was wrong and what is expected, so the
 CLI can print it as-is without a traceback.
 """
 
+import errno
+
+# A disk that is full or read-only: every later trial would fail the same way, so the
+# worker stops (keeping the running trial's checkpoint) instead of failing trial after trial.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+
 
 class SweepError(Exception):
     """Base class for errors a user can act on. Exit code 2 unless a subclass says otherwise."""
@@ -35,3 +41,9 @@ def exception_summary(exc: BaseException) -> str:
     # Keras wraps layer errors as "Exception encountered when calling X.call().\n\n<the reason>".
     lines = [line for line in lines if not line.startswith("Exception encountered when calling")] or lines
     return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+
+
+class TrialTakenOver(Exception):
+    """Not a user error: a worker's trial was finished under it (another worker's recovery
+    failed it after a late heartbeat). Its retry continues it; this worker stops it at the
+    next epoch boundary and goes on."""

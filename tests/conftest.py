@@ -98,3 +98,14 @@ def build(input_shape, num_classes):
     x = keras.layers.Dropout(0.3)(x)
     return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
 '''
+
+
+@pytest.fixture
+def sweep_caplog(caplog, monkeypatch):
+    """``caplog`` for sweep's loggers, also after an in-process CLI run set up its own handler
+    (sweep.logs.setup_logging stops propagation to the root logger, where caplog listens)."""
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("sweep"), "propagate", True)
+    caplog.set_level(logging.INFO, logger="sweep")
+    return caplog

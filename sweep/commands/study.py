@@ -76,7 +76,7 @@ def _resume_arguments(parser: argparse.ArgumentParser) -> None:
     _worker_arguments(parser)
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                         help="override a field that may differ between machines: data.path, "
-                             "study.code_dir, study.workers, study.timeout_s (repeatable)")
+                             "study.code_dir, study.workers, study.timeout_s, study.checkpoint_store (repeatable)")
     parser.add_argument("--force", action="store_true",
                         help="continue even though the model's or loader's source file changed since the study ran")
 
@@ -111,13 +111,13 @@ def _resume(args: argparse.Namespace) -> int:
     for item in args.set:
         key = item.partition("=")[0].strip()
         if key not in MUTABLE_FIELDS - {"study.n_trials", "study.storage"}:
-            raise ConfigError(f"--set {item!r}: resume can only change data.path, study.code_dir, study.workers or "
-                              "study.timeout_s "
+            raise ConfigError(f"--set {item!r}: resume can only change data.path, study.code_dir, study.workers, "
+                              "study.timeout_s, study.checkpoint_store or train.steps_per_execution "
                               "(the rest is fixed by the study; use --n-trials for the budget)")
     from sweep.storage.database import resolve_storage_url
 
     url = resolve_storage_url(args.name, args.storage)
-    import_keras_quietly()  # the stored config's model module may import Keras
+    import_keras_quietly()  # the stored config's model module may import Keras; the data is checked first
     with storage_faults(url):
         study, config = reopen_study(args.name, args.storage, n_trials=args.n_trials, overrides=args.set,
                                      force=args.force)
@@ -138,9 +138,8 @@ def _quiet_optuna() -> None:
 
 def _drive(study, config, url: str, args: argparse.Namespace) -> int:
     """Run the study's workers, then summarise and report."""
-    from sweep.storage.database import checkpoints_dir
-    from sweep.study.budget import budget
     from sweep.storage.database import mask_url
+    from sweep.study.budget import budget
 
     workers = args.workers or config.study.workers
     status = budget(study)
@@ -149,7 +148,7 @@ def _drive(study, config, url: str, args: argparse.Namespace) -> int:
     code = _run_workers(study, url, config, workers) if status.left else EXIT_OK
     status = budget(study)
     if status.finished >= status.total and not status.running:
-        shutil.rmtree(checkpoints_dir(study.study_name), ignore_errors=True)
+        _remove_checkpoints(study, config)
     _print_best(study)
     if code == EXIT_OK and not args.no_report:
         from sweep.report import write_report
@@ -157,6 +156,17 @@ def _drive(study, config, url: str, args: argparse.Namespace) -> int:
         index = write_report(study, RESULTS_DIR / study.study_name, storage_url=url)
         print(f"report: {index}")
     return code
+
+
+def _remove_checkpoints(study, config) -> None:
+    """The study is done: no trial will be continued, so no checkpoint is needed."""
+    from sweep.storage.artifacts import open_artifact_store, remove_checkpoints
+    from sweep.storage.database import checkpoints_dir
+
+    remove_checkpoints(open_artifact_store(study.study_name, config.study.checkpoint_store),
+                       study.get_trials(deepcopy=False))
+    for legacy in checkpoints_dir(study.study_name).glob("trial-*"):  # written by sweep before 2026-11-30
+        shutil.rmtree(legacy, ignore_errors=True)
 
 
 def _run_workers(study, url: str, config, workers: int) -> int:

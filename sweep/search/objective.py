@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from typing import Any
 
 import keras
 import optuna
+from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 
 from sweep import attrs
-from sweep.training.checkpoint import TrialCheckpoint
 from sweep.config import Config, StudyConfig
+from sweep.errors import DISK_FULL_ERRNOS, TrialTakenOver
+from sweep.search.checkpoints import TrialCheckpoints
+from sweep.search.space import suggest_params
 from sweep.training.data import Dataset
 from sweep.training.entry_points import load_entry_point
 from sweep.training.model_cache import ModelCache
-from sweep.search.space import suggest_params
 from sweep.training.trainer import EpochLog, is_diverged, total_steps, train
 
 log = logging.getLogger(__name__)
@@ -52,16 +53,19 @@ def trial_seed(study_seed: int, root_trial: int) -> int:
 class Objective:
     """The objective of one worker: call it with a trial, get the trial's value.
 
-    ``checkpoints_dir`` is the study's folder of per-trial checkpoints
-    (``studies/<name>/``); ``worker`` names this process (``host:pid``).
+    ``store`` is the study's artifact store (``sweep.storage.artifacts``), where each
+    trial's epoch checkpoints go; ``study_uuid`` (``attrs.STUDY_UUID``) names the study
+    in every checkpoint; ``worker`` names this process (``host:pid``).
     """
 
-    def __init__(self, config: Config, data: Dataset, space: dict[str, Any], checkpoints_dir: Path, worker: str):
+    def __init__(self, config: Config, data: Dataset, space: dict[str, Any], store: Any, worker: str,
+                 study_uuid: str):
         self.config = config
         self.data = data
         self.space = space
-        self.checkpoints_dir = Path(checkpoints_dir)
+        self.store = store
         self.worker = worker
+        self.study_uuid = study_uuid
         self.models = ModelCache()  # one compiled model for all of this worker's trials
         if config.model.builder:
             # Import the user's module before a checkpoint is loaded: it registers any custom layers.
@@ -73,41 +77,31 @@ class Objective:
         # A retried trial inherits the user attrs of the trial it continues.
         root = int(trial.user_attrs.get(attrs.ROOT_TRIAL, trial.number))
         seed = trial_seed(study.seed, root)
-        for key, value in {
-            attrs.ROOT_TRIAL: root,
-            attrs.SEED: seed,
-            attrs.TOTAL_STEPS: total_steps(self.data.num_train, config.train.batch_size, config.train.epochs),
-            attrs.WORKER: self.worker,
-        }.items():
+        steps = total_steps(self.data.num_train, config.train.batch_size, config.train.epochs)
+        for key, value in {attrs.ROOT_TRIAL: root, attrs.SEED: seed, attrs.TOTAL_STEPS: steps,
+                           attrs.WORKER: self.worker}.items():
             trial.set_user_attr(key, value)
 
-        checkpoint = TrialCheckpoint(self.checkpoints_dir / f"trial-{root}")
-        resume = checkpoint.load()
+        # Whose a checkpoint is: only a retry of this root, in this study, with the same
+        # parameters and step count may continue it.
+        identity = {"study": self.study_uuid, "root_trial": root, "params": trial.params, "total_steps": steps}
+        checkpoints = TrialCheckpoints(self.store, trial, identity)
+        resume = checkpoints.load() if root != trial.number else None
         history: list[EpochLog] = list(resume.history) if resume else []
         if resume is not None:
             trial.set_user_attr(attrs.RESUMED_FROM_EPOCH, len(history))
             log.info("trial %d continues trial %d from epoch %d", trial.number, root, len(history))
 
-        interrupted = False
         try:
-            result = train(
-                config,
-                params,
-                self.data,
-                seed=seed,
-                resume=resume,
-                models=self.models,
-                on_epoch=history.append,
-                callbacks=[_EpochReporter(trial, study.metric, history, self.data.num_classes),
-                           checkpoint.callback(history, self.data.num_classes)],
-            )
-        except KeyboardInterrupt:
-            interrupted = True  # keep the checkpoint: the retry continues from it
+            result = train(config, params, self.data, seed=seed, resume=resume, models=self.models,
+                           on_epoch=history.append,
+                           callbacks=[_EpochEnd(trial, study.metric, history, checkpoints, self.data.num_classes)])
+            _record_history(trial, history)
+        except BaseException as exc:
+            if not _continued_later(exc):
+                checkpoints.remove()  # pruned, or failed for good: nothing will continue it
             raise
-        finally:
-            if not interrupted:
-                checkpoint.remove()
-        _record_history(trial, history)
+        checkpoints.remove()
         trial.set_user_attr(attrs.MODEL_PARAMETERS, result.model_parameters)
         if result.diverged:
             trial.set_user_attr(attrs.PRUNE_REASON, "diverged")
@@ -115,30 +109,54 @@ class Objective:
         return result.value(study.metric, study.objective)
 
 
-class _EpochReporter(keras.callbacks.Callback):
-    """After each epoch: store the history, report the metric, and prune if the pruner says so."""
+class _EpochEnd(keras.callbacks.Callback):
+    """After each epoch: checkpoint, store the history, report the metric, prune if the
+    pruner says so. The checkpoint comes first, so the epochs a trial reports are always
+    epochs its retry can continue from."""
 
-    def __init__(self, trial: optuna.Trial, metric: str, history: list[EpochLog], num_classes: int):
+    def __init__(self, trial: optuna.Trial, metric: str, history: list[EpochLog], checkpoints: TrialCheckpoints,
+                 num_classes: int):
         super().__init__()
+        self._num_classes = num_classes
         self._num_classes = num_classes
         self._trial = trial
         self._metric = metric
         self._history = history
+        self._checkpoints = checkpoints
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         entry = self._history[-1]
-        _record_history(self._trial, self._history)
-        value = getattr(entry, self._metric)
-        if math.isfinite(value):
-            self._trial.report(value, entry.epoch)
-        if is_diverged(entry.loss, self._num_classes) or not math.isfinite(entry.val_loss):
+        diverged = is_diverged(entry.loss, self._num_classes) or not math.isfinite(entry.val_loss)
+        try:
+            # Not after the last epoch (the trial is about to finish) nor after divergence.
+            if not diverged and entry.epoch < self.params["epochs"]:
+                self._checkpoints.save(self.model, self._history)
+            _record_history(self._trial, self._history)
+            value = getattr(entry, self._metric)
+            if math.isfinite(value):
+                self._trial.report(value, entry.epoch)
+        except UpdateFinishedTrialError:
+            raise TrialTakenOver from None
+        if diverged:
             return  # training stops by itself; the objective records the divergence
         if self._trial.should_prune():
             self._trial.set_user_attr(attrs.PRUNE_REASON, "pruned")
             raise optuna.TrialPruned(f"pruned at epoch {entry.epoch} ({self._metric} {value:.4f})")
 
 
+def _continued_later(exc: BaseException) -> bool:
+    """Whether the trial will be continued by a retry, which needs its checkpoint: it was
+    interrupted, taken over by a retry, or the database or the disk failed (the worker
+    stops; the next run recovers the trial)."""
+    if isinstance(exc, OSError):
+        return exc.errno in DISK_FULL_ERRNOS
+    return isinstance(exc, (KeyboardInterrupt, TrialTakenOver, StorageInternalError))
+
+
 def _record_history(trial: optuna.Trial, history: list[EpochLog]) -> None:
-    trial.set_user_attr(attrs.HISTORY, [e.to_dict() for e in history])
-    trial.set_user_attr(attrs.EPOCHS_RUN, len(history))
-    trial.set_user_attr(attrs.SECONDS, round(sum(e.seconds for e in history), 3))
+    try:
+        trial.set_user_attr(attrs.HISTORY, [e.to_dict() for e in history])
+        trial.set_user_attr(attrs.EPOCHS_RUN, len(history))
+        trial.set_user_attr(attrs.SECONDS, round(sum(e.seconds for e in history), 3))
+    except UpdateFinishedTrialError:
+        raise TrialTakenOver from None

@@ -6,7 +6,9 @@ One function chooses the store from ``study.checkpoint_store``, so trial checkpo
 
 - ``None`` (default): ``studies/NAME/artifacts/`` on the local disk;
 - a folder path: ``PATH/NAME/``, for a folder every machine mounts;
-- ``s3://bucket/prefix``: S3 or any S3-compatible server (``boto3``, optional extra).
+- ``s3://bucket/prefix``: S3 or any S3-compatible server (``boto3``, the optional extra
+  ``sweep[s3]``; credentials and ``AWS_ENDPOINT_URL`` come from boto3's usual sources),
+  objects under ``prefix/NAME/``.
 
 Files go in with ``optuna.artifacts.upload_artifact`` and come back with
 ``download_artifact``; optuna-dashboard lists them as downloadable artifacts.
@@ -14,18 +16,110 @@ Files go in with ``optuna.artifacts.upload_artifact`` and come back with
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+import shutil
 from pathlib import Path
+from typing import BinaryIO
 
-from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore
+from optuna.artifacts.exceptions import ArtifactNotFound
+from optuna.trial import FrozenTrial
 
+from sweep import attrs
+from sweep.errors import ConfigError
 from sweep.storage.database import STUDIES_DIR
+
+log = logging.getLogger(__name__)
+
+S3_SCHEME = "s3://"
+CHECKPOINT_FILE = re.compile(r"trial-\d+-epoch-\d+\.zip")  # how sweep.search.checkpoints names them
+_UPLOAD_ATTR_PREFIX = "artifacts:"  # optuna.artifacts.upload_artifact: a system attr per upload, JSON meta
 
 
 def open_artifact_store(study_name: str, location: str | None = None):
     """The artifact store for ``study_name`` at ``location`` (see the module docstring)."""
-    if location is None:
-        path = STUDIES_DIR / study_name / "artifacts"
-    else:
-        path = Path(location).expanduser() / study_name
+    if location is not None and location.startswith(S3_SCHEME):
+        bucket, prefix = split_s3_location(location)
+        try:
+            store = Boto3ArtifactStore(bucket)
+        except ImportError:
+            raise ConfigError(f"study.checkpoint_store {location!r} needs boto3: pip install 'sweep[s3]'") from None
+        return _PrefixedStore(store, f"{prefix}{study_name}/")
+    path = _folder(study_name, location)
     path.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(path)
+
+
+def clear_artifact_folder(study_name: str, location: str | None = None) -> bool:
+    """Remove every file a folder store holds for ``study_name``; whether there was any.
+
+    For a study *created* under a name whose previous study left files behind. An S3
+    store is left as it is (listing a bucket needs rights a worker may lack): what is
+    left there is never loaded, because every checkpoint names its owner.
+    """
+    if location is not None and location.startswith(S3_SCHEME):
+        return False
+    path = _folder(study_name, location)
+    found = path.is_dir() and any(path.iterdir())
+    shutil.rmtree(path, ignore_errors=True)
+    return found
+
+
+def remove_artifact(store, artifact_id: str) -> bool:
+    """Remove one artifact; whether it was there. Never raises: a leftover file must not fail
+    a trial that trained."""
+    try:
+        store.remove(artifact_id)
+    except ArtifactNotFound:
+        return False  # removed already (by the trial itself, or an earlier clean-up)
+    except Exception as exc:  # noqa: BLE001 - S3 and file systems fail in many ways
+        log.warning("could not remove artifact %s from the checkpoint store: %s", artifact_id, exc)
+        return False
+    return True
+
+
+def remove_checkpoints(store, trials: list[FrozenTrial]) -> int:
+    """Remove every checkpoint uploaded for ``trials``; returns how many were still there.
+
+    ``upload_artifact`` records each upload on its trial before writing the file, so this
+    finds also a checkpoint whose worker was killed before pointing ``attrs.CHECKPOINT``
+    at it. Other artifacts (a study's LR finder curve, files a user uploaded) stay."""
+    ids = {t.user_attrs[attrs.CHECKPOINT]["artifact_id"] for t in trials if t.user_attrs.get(attrs.CHECKPOINT)}
+    for trial in trials:
+        for key, value in trial.system_attrs.items():
+            if key.startswith(_UPLOAD_ATTR_PREFIX) and CHECKPOINT_FILE.fullmatch(json.loads(value).get("filename", "")):
+                ids.add(key[len(_UPLOAD_ATTR_PREFIX):])
+    return sum(remove_artifact(store, artifact_id) for artifact_id in ids)
+
+
+def split_s3_location(location: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix/")``; ConfigError if no bucket."""
+    bucket, _, prefix = location[len(S3_SCHEME):].partition("/")
+    if not bucket:
+        raise ConfigError(f"checkpoint store {location!r}: expected s3://bucket or s3://bucket/prefix")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+def _folder(study_name: str, location: str | None) -> Path:
+    return STUDIES_DIR / study_name / "artifacts" if location is None else Path(location).expanduser() / study_name
+
+
+class _PrefixedStore:
+    """An artifact store whose objects live under ``prefix`` (Optuna's Boto3 store uses the
+    artifact id as the whole key; one bucket then serves many studies)."""
+
+    def __init__(self, store: Boto3ArtifactStore, prefix: str):
+        self._store = store
+        self._prefix = prefix
+
+    def open_reader(self, artifact_id: str) -> BinaryIO:
+        return self._store.open_reader(self._prefix + artifact_id)
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        self._store.write(self._prefix + artifact_id, content_body)
+
+    def remove(self, artifact_id: str) -> None:
+        self._store.remove(self._prefix + artifact_id)

@@ -5,15 +5,19 @@ Optuna heartbeats while it trains. Another worker that finds the trial RUNNING w
 process gone (same host: the pid is dead; any host: the heartbeat is stale) fails it and
 enqueues a retry with the same parameters (Optuna's ``RetryHeartbeatStaleTrialCallback``);
 the retry continues from the trial's last epoch checkpoint.
+
+Recovery is single: a trial is failed by one atomic state change (``fail_once``), and
+only the process whose change it was enqueues the retry, whoever else (another worker,
+Optuna's heartbeat check, the trial's own worker on SIGINT) tries at the same moment.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import socket
 import threading
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +27,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep import attrs
+from sweep.storage.artifacts import remove_checkpoints
 from sweep.storage.database import GRACE_PERIOD_S
 
 log = logging.getLogger(__name__)
@@ -40,17 +45,109 @@ def intended_optuna_use() -> Iterator[None]:
         yield
 
 
-with intended_optuna_use():
-    _RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES, inherit_intermediate_values=True)
+_FAILED_TRIAL, _RETRY_HISTORY = "failed_trial", "retry_history"  # system attrs of Optuna's retry callback
+_TOKEN = "sweep:retry_token"  # names one enqueued retry, so the process that made it can retire it
 
 
-def retry_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Enqueue the continuation of a failed trial: same parameters, user attrs and
-    intermediate values (Optuna's retry callback), minus the dead worker's name, which
-    would otherwise make the retry look orphaned the moment it is taken."""
-    trial = copy.copy(trial)
-    trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != attrs.WORKER}
-    _RETRY(study, trial)
+def retry_trial(study: optuna.Study, trial: FrozenTrial) -> str | None:
+    """Enqueue the continuation of an interrupted trial, as Optuna's
+    ``RetryHeartbeatStaleTrialCallback`` does (same parameters, user attrs, its checkpoint
+    among them, and intermediate values; system attrs ``failed_trial`` and
+    ``retry_history``), minus the dead worker's name, which would otherwise make the retry
+    look orphaned the moment it is taken. Not when the trial has a retry already or was
+    retried ``MAX_RETRIES`` times. Returns a token naming the new retry (None: none made)."""
+    if any(t.system_attrs.get(_RETRY_HISTORY, [])[-1:] == [trial.number] for t in study.get_trials(deepcopy=False)):
+        return None
+    history = [*trial.system_attrs.get(_RETRY_HISTORY, []), trial.number]
+    if len(history) > MAX_RETRIES:
+        log.warning("trial %d was interrupted %d times; not retried again", trial.number, len(history))
+        return None
+    token = uuid.uuid4().hex
+    system_attrs = {**trial.system_attrs, _FAILED_TRIAL: trial.system_attrs.get(_FAILED_TRIAL, trial.number),
+                    _RETRY_HISTORY: history, _TOKEN: token}
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+        user_attrs={k: v for k, v in trial.user_attrs.items() if k != attrs.WORKER},
+        system_attrs=system_attrs, intermediate_values=trial.intermediate_values))
+    return token
+
+
+def take_over(study: optuna.Study, trial_id: int) -> bool:
+    """Fail a running trial whose worker is gone (or was interrupted), leaving exactly one
+    retry; True when this call failed it.
+
+    The retry is enqueued before the trial is failed: a process killed between the two
+    leaves the trial RUNNING with its retry waiting (the next recovery only fails it),
+    never FAIL without a retry. Of two processes taking over one trial at once, the one
+    whose failure lands keeps its retry and the other retires its own."""
+    storage = study._storage  # noqa: SLF001 - the handle only; the storage API is public
+    frozen = storage.get_trial(trial_id)
+    if frozen.state.is_finished():
+        return False
+    token = retry_trial(study, frozen)
+    if fail_once(storage, trial_id):
+        return True
+    if token is not None:
+        _retire(study, token)
+    return False
+
+
+def _retire(study: optuna.Study, token: str) -> None:
+    storage = study._storage  # noqa: SLF001
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)):
+        if trial.system_attrs.get(_TOKEN) == token:
+            try:
+                storage.set_trial_user_attr(trial._trial_id, attrs.SURPLUS, True)  # noqa: SLF001
+            except optuna.exceptions.UpdateFinishedTrialError:
+                return
+            fail_once(storage, trial._trial_id)  # noqa: SLF001 - if taken meanwhile, its worker stops it
+
+
+def fail_once(storage: optuna.storages.BaseStorage, trial_id: int) -> bool:
+    """Mark a trial FAIL unless it is finished already; True when this call did it (the
+    caller then owns the trial's one retry)."""
+    try:
+        return storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+
+
+def is_retry(storage: optuna.storages.BaseStorage, trial: optuna.Trial) -> bool:
+    return _FAILED_TRIAL in storage.get_trial_system_attrs(trial._trial_id)  # noqa: SLF001
+
+
+def requeue_surplus_retry(study: optuna.Study, trial: optuna.Trial) -> None:
+    """A retry taken when running trials hold every slot of the budget: put it back as it
+    was (same retry history, checkpoint and all), to be continued if one of them fails."""
+    storage = study._storage  # noqa: SLF001 - the handle only; the storage API is public
+    if not fail_once(storage, trial._trial_id):  # noqa: SLF001
+        return
+    frozen = storage.get_trial(trial._trial_id)  # noqa: SLF001
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params=frozen.params, distributions=frozen.distributions,
+        user_attrs={k: v for k, v in frozen.user_attrs.items() if k != attrs.WORKER},
+        system_attrs=frozen.system_attrs, intermediate_values=frozen.intermediate_values))
+    log.info("trial %d: a retry taken while the budget's slots were all running; re-enqueued", trial.number)
+
+
+def retire_leftover_retries(study: optuna.Study, store) -> int:
+    """Once the budget is spent, retries still waiting (enqueued after every slot was
+    taken) are never needed: mark them surplus, FAIL, and remove their checkpoints."""
+    storage = study._storage  # noqa: SLF001
+    retired = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if _FAILED_TRIAL not in trial.system_attrs:
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, attrs.SURPLUS, True)  # noqa: SLF001
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        if fail_once(storage, trial._trial_id):  # noqa: SLF001
+            retired.append(trial)
+    if retired:
+        remove_checkpoints(store, retired)
+        log.info("budget spent: %d waiting retries marked surplus", len(retired))
+    return len(retired)
 
 
 def worker_name() -> str:
@@ -63,18 +160,13 @@ def recover_interrupted_trials(study: optuna.Study) -> int:
     On this host a dead pid is detected at once; elsewhere Optuna's heartbeat fails the
     trial once its grace period has passed (``fail_stale_trials`` runs the retry callback).
     """
-    storage = study._storage  # noqa: SLF001 - Optuna's storage API is public; only the handle is not
     recovered = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(trial.user_attrs.get(attrs.WORKER, ""))
         if not _owner_is_gone(owner, trial.datetime_start):
             continue
-        try:
-            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):  # noqa: SLF001
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
+        if not take_over(study, trial._trial_id):  # noqa: SLF001
             continue  # another worker recovered it first
-        retry_trial(study, storage.get_trial(trial._trial_id))  # noqa: SLF001
         log.warning("trial %d: its worker %s is gone; re-enqueued to continue from its checkpoint", trial.number, owner)
         recovered += 1
     with intended_optuna_use():
@@ -121,11 +213,20 @@ def heartbeat(storage: optuna.storages.BaseStorage, trial: optuna.Trial) -> Iter
     stop = threading.Event()
 
     def beat() -> None:
+        failing = False
         while True:
             try:
                 storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
             except Exception as exc:  # noqa: BLE001 - a missed beat must not kill training
-                log.debug("heartbeat failed: %s", exc)
+                if not failing:  # once per outage, not every interval
+                    log.warning("trial %d: heartbeat not recorded (%s); after %d s without one another worker "
+                                "takes the trial as orphaned and retries it", trial.number,
+                                str(exc).splitlines()[0][:200], GRACE_PERIOD_S)
+                failing = True
+            else:
+                if failing:
+                    log.warning("trial %d: heartbeat recorded again", trial.number)
+                failing = False
             if stop.wait(interval):
                 return
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import platform
+import shutil
+import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import optuna
 
 from sweep import attrs
 from sweep.config import Config, apply_overrides, config_from_dict
-from sweep.errors import StudyError
+from sweep.errors import ConfigError, StudyError
 from sweep.study.code import check_code, code_fingerprint
 from sweep.search.space import clip_params, space_from_config
 from sweep.storage.database import load_study, make_storage, mask_url, sqlite_path
@@ -30,8 +32,8 @@ log = logging.getLogger(__name__)
 # train.steps_per_execution changes how fast, not what, a trial trains. study.code_dir is
 # where the user's modules are on this machine; their content is checked by sweep.study.code.
 MUTABLE_FIELDS = frozenset(
-    {"study.n_trials", "study.workers", "study.timeout_s", "study.storage", "data.path", "train.steps_per_execution",
-     "study.code_dir"}
+    {"study.n_trials", "study.workers", "study.timeout_s", "study.storage", "study.checkpoint_store", "data.path",
+     "train.steps_per_execution", "study.code_dir"}
 )
 # The range test runs once, when the study is created; its stored result and prior are
 # what the study uses from then on, so later lr_finder settings cannot change it.
@@ -92,8 +94,10 @@ def open_study(config: Config, storage_url: str, *, force: bool = False, n_trial
     if storage is not None and name in {s.study_name for s in storage.get_all_studies()}:
         study = optuna.load_study(study_name=name, storage=storage)
         _check_same_config(study, config, force)
+        check_data(study, config)
     else:
         study = _create(config, storage_url)
+    ensure_study_uuid(study)
     budget = n_trials if n_trials is not None else config.study.n_trials
     if study.user_attrs.get(attrs.N_TRIALS) != budget:
         study.set_user_attr(attrs.N_TRIALS, budget)
@@ -104,12 +108,15 @@ def reopen_study(name: str, storage_url: str | None, *, n_trials: int | None = N
                  overrides: list[str] | tuple[str, ...] = (), force: bool = False) -> tuple[optuna.Study, Config]:
     """An existing study and the config stored in it, with ``overrides`` (``sweep resume``).
 
-    The code the config names is resolved and checked (``sweep.study.code``) before anything
-    is written: a stored config naming anything but the user's own modules is refused.
+    The code the config names is resolved and checked (``sweep.study.code``), and the data's
+    size against the study's, before anything is written: a stored config naming anything
+    but the user's own modules, or data of another size, is refused.
     """
     study = load_study(name, storage_url)
     config = config_from_dict(apply_overrides(stored_config(study).to_dict(), list(overrides), "--set"), "--set")
     check_code(study, config, force=force)
+    check_data(study, config)
+    ensure_study_uuid(study)
     if n_trials is not None:
         study.set_user_attr(attrs.N_TRIALS, n_trials)
     return study, config
@@ -129,6 +136,10 @@ def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None
     if not differences:
         return
     log.warning("adopting a changed config for study %s (--force): %s", study.study_name, "; ".join(differences))
+    if old.data != config.data:
+        from sweep.training.data import load_dataset
+
+        study.set_user_attr(attrs.NUM_TRAIN, load_dataset(config.data, config.study.seed, config.study.code_dir).num_train)
     study.set_user_attr(attrs.CONFIG, storable_config(config))
     if old.search != config.search:
         from sweep.search.prior import plan_prior
@@ -191,6 +202,8 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
 
     storage = make_storage(storage_url, create=True)
     study = optuna.create_study(study_name=config.study.name, storage=storage, direction=config.study.direction)
+    study.set_user_attr(attrs.STUDY_UUID, uuid.uuid4().hex)
+    _remove_leftover_checkpoints(config)
     study.set_user_attr(attrs.VERSIONS, package_versions())
     study.set_user_attr(attrs.NUM_TRAIN, data.num_train)
     study.set_user_attr(attrs.CODE, code)
@@ -207,6 +220,45 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
     log.info("created study %s in %s (%d seed trials from the prior)", config.study.name, mask_url(storage_url),
              len(seeds))
     return study
+
+
+def check_data(study: optuna.Study, config: Config) -> None:
+    """``check_training_set`` on the config's data (loaded once per process: cached)."""
+    from sweep.training.data import load_dataset
+
+    check_training_set(study, config, load_dataset(config.data, config.study.seed, config.study.code_dir).num_train)
+
+
+def check_training_set(study: optuna.Study, config: Config, num_train: int) -> None:
+    """Refuse data with another number of training images than the study was created with:
+    its trials' step counts, schedules and checkpoints are laid out on that number."""
+    stored = study.user_attrs.get(attrs.NUM_TRAIN)
+    if stored is not None and stored != num_train:
+        where = f"data.path {config.data.path}" if config.data.path else f"data.source {config.data.source}"
+        raise ConfigError(f"{where} gives {num_train} training images, but study {study.study_name!r} was created "
+                          f"with {stored}; point data.path at the data the study was created with")
+
+
+def ensure_study_uuid(study: optuna.Study) -> str:
+    """The study's ``attrs.STUDY_UUID``, given now to a study made before sweep kept one."""
+    if attrs.STUDY_UUID not in study.user_attrs:
+        study.set_user_attr(attrs.STUDY_UUID, uuid.uuid4().hex)
+    return study.user_attrs[attrs.STUDY_UUID]
+
+
+def _remove_leftover_checkpoints(config: Config) -> None:
+    """A new study under a name used before: what the old one left in the checkpoint store
+    (and in the folder of older versions, studies/NAME/trial-*) is never continued."""
+    from sweep.storage.artifacts import clear_artifact_folder
+    from sweep.storage.database import checkpoints_dir
+
+    name, location = config.study.name, config.study.checkpoint_store
+    legacy = sorted(checkpoints_dir(name).glob("trial-*"))
+    for folder in legacy:
+        shutil.rmtree(folder, ignore_errors=True)
+    if clear_artifact_folder(name, location) or legacy:
+        log.warning("study %s is new: removed the checkpoints a previous study of that name left in %s", name,
+                    location or checkpoints_dir(name))
 
 
 def package_versions() -> dict[str, str]:

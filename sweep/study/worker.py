@@ -12,7 +12,9 @@ ask/tell itself:
    running, against ``attrs.N_TRIALS``;
 3. ask (enqueued retries and seeds come first), claim the slot (a trial asked for
    after lower-numbered trials took the last slots is marked FAIL as surplus, never
-   trained), train, tell.
+   trained; a retry is put back in the queue instead, and retired only once the budget
+   is spent), train, tell (skipping a trial another worker's recovery failed meanwhile:
+   its retry counts instead).
 
 SIGTERM is turned into KeyboardInterrupt: the running trial is failed and re-enqueued
 at once, so no RUNNING trial is left behind and the next run continues it.
@@ -20,7 +22,6 @@ at once, so no RUNNING trial is left behind and the next run continues it.
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import time
@@ -30,15 +31,15 @@ from optuna.trial import TrialState
 
 from sweep import attrs
 from sweep.config import Config
-from sweep.errors import TrainingError
-from sweep.storage.database import checkpoints_dir, make_storage, mask_url
+from sweep.errors import DISK_FULL_ERRNOS, TrainingError, TrialTakenOver
+from sweep.storage.artifacts import open_artifact_store
+from sweep.storage.database import make_storage, mask_url
 from sweep.study.budget import FINISHED, budget, is_surplus
-from sweep.study.recovery import beat_once, heartbeat, intended_optuna_use, recover_interrupted_trials, retry_trial, worker_name
+from sweep.study.recovery import (beat_once, heartbeat, intended_optuna_use, is_retry, recover_interrupted_trials,
+                                  requeue_surplus_retry, retire_leftover_retries, retry_trial, take_over, worker_name)
 from sweep.study.signals import GracefulStop
 
 log = logging.getLogger(__name__)
-
-_DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)  # the worker stops: every trial would fail
 MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep raising stops: it is a bug, not bad luck
 WAIT_FOR_OTHERS_S = 2.0  # poll interval while other workers finish the last trials
 
@@ -63,7 +64,7 @@ def run_worker(
     with intended_optuna_use():
         storage = make_storage(storage_url, create=False, heartbeat=True, heartbeat_stale_trial_callback=retry_trial)
     study = optuna.load_study(study_name=study_name, storage=storage)
-    from sweep.study.setup import stored_config
+    from sweep.study.setup import check_training_set, ensure_study_uuid, stored_config
 
     config = config or stored_config(study)
     from sweep.training.data import load_dataset
@@ -76,8 +77,11 @@ def run_worker(
     study.sampler = build_sampler(config, study.user_attrs.get(attrs.PRIOR), seed=seed)
     study.pruner = build_pruner(config.study, config.train.epochs)
     data = load_dataset(config.data, config.study.seed, config.study.code_dir)
+    check_training_set(study, config, data.num_train)
     _enable_gpu_memory_growth()
-    objective = Objective(config, data, study.user_attrs[attrs.SEARCH_SPACE], checkpoints_dir(study_name), worker_name())
+    store = open_artifact_store(study_name, config.study.checkpoint_store)
+    objective = Objective(config, data, study.user_attrs[attrs.SEARCH_SPACE], store, worker_name(),
+                          ensure_study_uuid(study))
     try:
         return _worker_loop(study, storage, objective, config, worker_index, max_trials, deadline)
     except KeyError:
@@ -91,7 +95,7 @@ def run_worker(
         raise TrainingError(f"storage {mask_url(storage_url)} cannot be written ({cause[:200]}); "
                             "what was stored before is intact; free space or fix the database, then rerun") from None
     except OSError as exc:
-        if exc.errno not in _DISK_ERRORS:
+        if exc.errno not in DISK_FULL_ERRNOS:
             raise
         raise TrainingError(f"cannot write {exc.filename or 'a checkpoint'}: {exc.strerror}; free space, then rerun "
                             "(the study continues where it stopped)") from None
@@ -110,6 +114,7 @@ def _worker_loop(study, storage, objective, config: Config, worker_index: int, m
             recover_interrupted_trials(study)
             status = budget(study)
             if status.finished >= status.total:
+                retire_leftover_retries(study, objective.store)
                 reason = "budget"
                 break
             if status.finished + status.running >= status.total:
@@ -119,17 +124,25 @@ def _worker_loop(study, storage, objective, config: Config, worker_index: int, m
                 break
             with intended_optuna_use():
                 trial = study.ask()
-            trial.set_user_attr(attrs.WORKER, objective.worker)
-            beat_once(storage, trial)  # a worker killed before training starts is still detectable
-            if is_surplus(study, trial, status.total):
-                trial.set_user_attr(attrs.SURPLUS, True)
-                study.tell(trial, state=TrialState.FAIL)
-                continue
+            try:
+                trial.set_user_attr(attrs.WORKER, objective.worker)
+                beat_once(storage, trial)  # a worker killed before training starts is still detectable
+                if is_surplus(study, trial, status.total):
+                    if is_retry(storage, trial):
+                        requeue_surplus_retry(study, trial)  # it waits for a slot, checkpoint and all
+                    else:
+                        trial.set_user_attr(attrs.SURPLUS, True)
+                        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # a duplicate retry, retired by the worker that made it (recovery.take_over)
             # No keras.backend.clear_session() here: the objective reuses one compiled model
             # (sweep.training.model_cache), which leaves about 0.4 MB a trial; clear_session() would
             # free that but costs 0.3 s a trial (its gc.collect()).
             state = _run_trial(study, storage, trial, objective, stop)
             done += 1
+            if state is None:
+                continue  # taken over by its retry: nobody's fault
             if state is TrialState.FAIL:
                 failures += 1
                 if failures >= MAX_CONSECUTIVE_FAILURES:
@@ -144,15 +157,23 @@ def _worker_loop(study, storage, objective, config: Config, worker_index: int, m
 
 def _run_trial(
     study: optuna.Study, storage: optuna.storages.BaseStorage, trial: optuna.Trial, objective, stop: GracefulStop
-) -> TrialState:
+) -> TrialState | None:
+    """Train and tell one trial; its final state, or None when another worker's recovery
+    failed it under this one (its retry continues it from its checkpoint).
+
+    Every tell skips a trial that is finished already, so a late tell never raises."""
     started = time.monotonic()
     try:
         with heartbeat(storage, trial), stop.interruptible():
             value = objective(trial)
     except optuna.TrialPruned as exc:
-        study.tell(trial, state=TrialState.PRUNED)
+        if not _tell(study, trial, TrialState.PRUNED):
+            return None
         log.info("trial %d pruned: %s (%.1fs)", trial.number, exc, time.monotonic() - started)
         return TrialState.PRUNED
+    except TrialTakenOver:
+        _taken_over(trial)
+        return None
     except KeyboardInterrupt:
         _requeue(study, trial)
         raise
@@ -161,24 +182,41 @@ def _run_trial(
     except optuna.exceptions.StorageInternalError:
         raise  # nothing can be recorded; the trial is recovered by the next run
     except OSError as exc:
-        if exc.errno in _DISK_ERRORS:
+        if exc.errno in DISK_FULL_ERRNOS:
             raise
         log.exception("trial %d failed with %s", trial.number, trial.params)
-        study.tell(trial, state=TrialState.FAIL)
-        return TrialState.FAIL
+        return TrialState.FAIL if _tell(study, trial, TrialState.FAIL) else None
     except Exception:
         log.exception("trial %d failed with %s", trial.number, trial.params)
-        study.tell(trial, state=TrialState.FAIL)
-        return TrialState.FAIL
-    study.tell(trial, value)
+        return TrialState.FAIL if _tell(study, trial, TrialState.FAIL) else None
+    if not _tell(study, trial, TrialState.COMPLETE, value):
+        return None
     log.info("trial %d: %s -> %.4f (%.1fs)", trial.number, _describe(trial.params), value, time.monotonic() - started)
     return TrialState.COMPLETE
 
 
+def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None = None) -> bool:
+    """Tell the trial's outcome; False (with a warning) when it was already finished by
+    another worker's recovery, whose retry then counts instead of this result."""
+    frozen = study.tell(trial, value if state is TrialState.COMPLETE else None,
+                        state=None if state is TrialState.COMPLETE else state, skip_if_finished=True)
+    if frozen.state is state and (state is not TrialState.COMPLETE or frozen.value == value):
+        return True
+    _taken_over(trial)
+    return False
+
+
+def _taken_over(trial: optuna.Trial) -> None:
+    log.warning("trial %d was failed under this worker by another worker's recovery (a late heartbeat); "
+                "its retry continues it from its last checkpoint, so this worker goes on with another trial",
+                trial.number)
+
+
 def _requeue(study: optuna.Study, trial: optuna.Trial) -> None:
-    """Fail an interrupted trial and enqueue its continuation (same parameters, its checkpoint)."""
-    frozen = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-    retry_trial(study, frozen)
+    """Fail an interrupted trial and enqueue its continuation (same parameters, its checkpoint),
+    unless another worker failed it first: that worker enqueued the one retry."""
+    if not take_over(study, trial._trial_id):  # noqa: SLF001
+        return
     log.warning("trial %d interrupted; re-enqueued to continue from its last epoch", trial.number)
 
 

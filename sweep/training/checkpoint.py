@@ -1,14 +1,20 @@
-"""Per-epoch checkpoints of one trial, so that an interrupted trial continues at its last epoch.
+"""One epoch checkpoint of a trial, packed in one file, that knows whose it is.
 
-Layout: ``<directory>/epoch-0003/{model.keras, history.json}``: the whole model
-(weights, optimizer state and its step count, which the LR schedule follows) and the
-history of epochs 1..3, saved together. Each epoch is written into a temporary folder
-and renamed into place, so a kill at any moment leaves either the previous complete
-checkpoint or the new complete one, never a model from one epoch with the history of
-another. (Keras' ``BackupAndRestore`` keeps weights and epoch but not our history, and
-writes them as separate files.)
+A checkpoint is a zip archive holding ``model.keras`` (weights, optimizer state and its
+step count, which the LR schedule follows), ``history.json`` (epochs 1..k) and
+``identity.json``: an opaque dict the caller chooses (the objective stores the study's
+UUID, the root trial, its parameters and total steps). One file, so it travels whole
+through any artifact store (a local folder, a shared mount, S3), and it is written to a
+temporary name and renamed into place, so a kill mid-write never leaves a model from one
+epoch with the history of another. (Keras' ``BackupAndRestore`` keeps weights and epoch
+but neither our history nor an owner.)
 
-Keras only, no Optuna: the objective decides where a trial's checkpoints live.
+``read_checkpoint`` returns the model only to the owner named in it: a checkpoint of
+another study, another trial, other parameters or another step count is refused with
+one warning, so a reused study name can never continue someone else's weights.
+
+Keras only, no Optuna: the objective decides where checkpoints live and what identity
+they carry.
 """
 
 from __future__ import annotations
@@ -16,87 +22,60 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
+import tempfile
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import keras
 
 import sweep.training.schedules  # noqa: F401 - registers the schedules load_model must rebuild
-from sweep.training.data import NUM_CLASSES
-from sweep.training.trainer import EpochLog, ResumePoint, is_diverged
+from sweep.training.trainer import EpochLog, ResumePoint
 
 log = logging.getLogger(__name__)
 
-_PREFIX = "epoch-"
-_TMP_PREFIX = ".tmp-epoch-"
+_MODEL, _HISTORY, _IDENTITY = "model.keras", "history.json", "identity.json"
 
 
-class TrialCheckpoint:
-    """The checkpoints of one trial in ``directory``."""
-
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
-
-    def load(self) -> ResumePoint | None:
-        """The newest readable checkpoint, or None (nothing saved, or nothing readable)."""
-        for folder in sorted(self.directory.glob(f"{_PREFIX}*"), reverse=True):
-            try:
-                history = [EpochLog(**e) for e in json.loads((folder / "history.json").read_text())]
-                model = keras.saving.load_model(folder / "model.keras")
-            except Exception as exc:  # noqa: BLE001 - a torn or foreign file means "start earlier"
-                log.warning("ignoring unreadable checkpoint %s (%s)", folder, exc)
-                continue
-            return ResumePoint(model=model, history=history)
-        return None
-
-    def save(self, model: keras.Model, history: list[EpochLog]) -> Path:
-        epoch = len(history)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f"{_TMP_PREFIX}{epoch:04d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        model.save(tmp / "model.keras")
-        (tmp / "history.json").write_text(json.dumps([e.to_dict() for e in history]))
-        for file in tmp.iterdir():
-            _fsync(file)
-        final = self.directory / f"{_PREFIX}{epoch:04d}"
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        _fsync(self.directory)
-        for old in self.directory.iterdir():
-            if old != final:
-                shutil.rmtree(old, ignore_errors=True)
-        return final
-
-    def remove(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def callback(self, history: list[EpochLog], num_classes: int = NUM_CLASSES) -> keras.callbacks.Callback:
-        """A callback that checkpoints after each epoch, with ``history``: the live list of
-        epochs so far (the caller appends to it as epochs end, before this callback runs).
-        Not after the last epoch (the trial is about to finish) nor after divergence
-        (judged against chance for ``num_classes``)."""
-        return _CheckpointEachEpoch(self, history, num_classes)
+def write_checkpoint(path: Path, model: keras.Model, history: list[EpochLog], identity: dict[str, Any]) -> Path:
+    """Write the model after ``history``'s last epoch, and its owner, to the archive ``path``."""
+    path = Path(path)
+    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+        model_file = Path(scratch) / _MODEL
+        model.save(model_file)
+        tmp = Path(scratch) / "checkpoint.zip"
+        # model.keras is itself a zip: storing it again without compression costs nothing.
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr(_IDENTITY, json.dumps(_normal(identity), sort_keys=True))
+            archive.writestr(_HISTORY, json.dumps([e.to_dict() for e in history]))
+            archive.write(model_file, _MODEL)
+        os.replace(tmp, path)
+    return path
 
 
-class _CheckpointEachEpoch(keras.callbacks.Callback):
-    def __init__(self, checkpoint: TrialCheckpoint, history: list[EpochLog], num_classes: int):
-        super().__init__()
-        self._checkpoint = checkpoint
-        self._history = history
-        self._num_classes = num_classes
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        last = self._history[-1] if self._history else None
-        if last is None or last.epoch != epoch + 1 or is_diverged(last.loss, self._num_classes) or epoch + 1 >= self.params["epochs"]:
-            return
-        self._checkpoint.save(self.model, self._history)
-
-
-def _fsync(path: Path) -> None:
-    # Power loss after the rename must not leave a renamed folder of empty files.
-    fd = os.open(path, os.O_RDONLY)
+def read_checkpoint(path: Path, identity: dict[str, Any]) -> ResumePoint | None:
+    """The checkpoint in ``path`` if it belongs to ``identity``; else None, with one warning."""
+    path = Path(path)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        with zipfile.ZipFile(path) as archive:
+            owner = json.loads(archive.read(_IDENTITY))
+            if owner != _normal(identity):
+                log.warning("discarding a checkpoint that belongs to %s, not to %s", _describe(owner),
+                            _describe(_normal(identity)))
+                return None
+            history = [EpochLog(**e) for e in json.loads(archive.read(_HISTORY))]
+            with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+                model = keras.saving.load_model(archive.extract(_MODEL, scratch))
+    except Exception as exc:  # noqa: BLE001 - a torn or foreign file means "start from epoch 1"
+        log.warning("discarding an unreadable checkpoint (%s: %s)", type(exc).__name__, str(exc)[:200])
+        return None
+    return ResumePoint(model=model, history=history)
+
+
+def _normal(identity: dict[str, Any]) -> dict[str, Any]:
+    # Compare as JSON would store it: tuples become lists, ints and floats keep their values.
+    return json.loads(json.dumps(identity, sort_keys=True))
+
+
+def _describe(identity: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in sorted(identity.items()))

@@ -131,20 +131,29 @@ def _sh(*argv: object) -> subprocess.CompletedProcess:
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True)
 
 
+def _cannot_mount(what: str, result: subprocess.CompletedProcess) -> None:
+    """Skip where mounting is not permitted (an unprivileged container), but fail under CI:
+    a fault test that cannot run must not leave CI green (run CI as root or with CAP_SYS_ADMIN)."""
+    reason = f"cannot {what} here: {result.stderr.strip() or f'exit {result.returncode}'}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the fault tests (as root, or with CAP_SYS_ADMIN)")
+    pytest.skip(reason)
+
+
 @contextmanager
 def read_only(folder: Path) -> Iterator[None]:
     """``folder`` bind-mounted read-only over itself.
 
     Tests run as root, whom neither chmod nor a 0o555 folder stops; a read-only mount
-    (EROFS) stops root too. Skips where mounting is not permitted (an unprivileged container).
+    (EROFS) stops root too. Skips where mounting is not permitted, fails there under CI.
     """
     mounted = _sh("mount", "--bind", folder, folder)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot bind-mount here: {mounted.stderr.strip()}")
+        _cannot_mount("bind-mount", mounted)
     try:
         remounted = _sh("mount", "-o", "remount,ro,bind", folder)
         if remounted.returncode != 0:
-            pytest.skip(f"cannot remount read-only here: {remounted.stderr.strip()}")
+            _cannot_mount("remount read-only", remounted)
         yield
     finally:
         _sh("umount", "-l", folder)
@@ -152,11 +161,12 @@ def read_only(folder: Path) -> Iterator[None]:
 
 @contextmanager
 def small_disk(folder: Path, size: str) -> Iterator[None]:
-    """A tmpfs of ``size`` mounted on ``folder`` (skips where mounting is not permitted)."""
+    """A tmpfs of ``size`` mounted on ``folder`` (skips where mounting is not permitted, fails
+    there under CI)."""
     folder.mkdir(parents=True, exist_ok=True)
     mounted = _sh("mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", folder)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+        _cannot_mount("mount a small tmpfs", mounted)
     try:
         yield
     finally:

@@ -121,10 +121,11 @@ def test_a_study_deleted_while_a_worker_runs(tmp_path):
 @pytest.mark.slow
 def test_a_full_disk_fails_clearly_and_keeps_what_was_stored(cli, tmp_path):
     disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    with small_disk(disk, "600k"):
+        _fill_the_disk_while_running(cli, disk, tmp_path)
+
+
+def _fill_the_disk_while_running(cli, disk, tmp_path):
     try:
         os.chdir(disk)
         (disk / "tiny.yaml").write_text((cli.root / "tiny.yaml").read_text().replace("n_trials: 2", "n_trials: 40"))
@@ -136,7 +137,6 @@ def test_a_full_disk_fails_clearly_and_keeps_what_was_stored(cli, tmp_path):
         assert all(t.value is not None for t in study.get_trials(states=(TrialState.COMPLETE,)))
     finally:
         os.chdir(tmp_path)
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 # --- files that are not sweep databases: a read must never change them ------------------

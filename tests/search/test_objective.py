@@ -1,5 +1,7 @@
 import optuna
 import pytest
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.trial import TrialState
 
 from sweep import attrs
 from sweep.training.data import load_dataset
@@ -12,8 +14,77 @@ class _AlwaysPrune(optuna.pruners.BasePruner):
         return True
 
 
-def _objective(config, tmp_path):
-    return Objective(config, load_dataset(config.data, 0), space_from_config(config.search), tmp_path, "host:1")
+def _objective(config, tmp_path, study_uuid="study-a"):
+    return Objective(config, load_dataset(config.data, 0), space_from_config(config.search),
+                     FileSystemArtifactStore(tmp_path), "host:1", study_uuid)
+
+
+class _InterruptAtEpoch(optuna.pruners.BasePruner):
+    """Asked after the epoch is checkpointed and reported: a Ctrl-C right there."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def prune(self, study, trial):
+        if max(trial.intermediate_values) == self.epoch:
+            raise KeyboardInterrupt
+        return False
+
+
+def _interrupted_and_retried(config, tmp_path, epoch=2):
+    """A trial interrupted after ``epoch`` epochs, failed, and its retry asked for."""
+    from sweep.study.recovery import fail_once, retry_trial
+
+    study = optuna.create_study(direction="maximize", pruner=_InterruptAtEpoch(epoch))
+    study.enqueue_trial({"schedule": "cosine", "initial_lr": 3e-3, "warmup_fraction": 0.1})
+    trial = study.ask()
+    with pytest.raises(KeyboardInterrupt):
+        _objective(config, tmp_path)(trial)
+    assert fail_once(study._storage, trial._trial_id)
+    retry_trial(study, study._storage.get_trial(trial._trial_id))
+    study.pruner = optuna.pruners.NopPruner()
+    return study, study.ask()
+
+
+def test_a_retry_continues_its_roots_checkpoint_and_removes_it_at_the_end(tiny_config, tmp_path):
+    config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 3})})
+    study, retry = _interrupted_and_retried(config, tmp_path)
+    assert retry.user_attrs[attrs.CHECKPOINT]["epoch"] == 2 and len(list(tmp_path.iterdir())) == 1
+    value = _objective(config, tmp_path)(retry)
+    study.tell(retry, value)
+    frozen = study.trials[retry.number]
+    assert frozen.user_attrs[attrs.RESUMED_FROM_EPOCH] == 2
+    assert [e["epoch"] for e in frozen.user_attrs[attrs.HISTORY]] == [1, 2, 3]
+    assert frozen.user_attrs[attrs.HISTORY][:2] == study.trials[0].user_attrs[attrs.HISTORY]
+    assert not any(tmp_path.iterdir()), "the finished retry removed the checkpoint"
+
+
+@pytest.mark.parametrize("change", ["study", "steps"])
+def test_a_checkpoint_of_another_study_or_step_count_is_discarded_with_one_warning(tiny_config, tmp_path, sweep_caplog,
+                                                                                    change):
+    config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 3})})
+    _, retry = _interrupted_and_retried(config, tmp_path)
+    if change == "steps":  # --force with another batch size: same trial numbers, other schedules
+        config = config.model_copy(update={"train": config.train.model_copy(update={"batch_size": 16})})
+    sweep_caplog.clear()
+    _objective(config, tmp_path, study_uuid="study-b" if change == "study" else "study-a")(retry)
+    assert attrs.RESUMED_FROM_EPOCH not in retry.user_attrs
+    assert [e["epoch"] for e in retry.user_attrs[attrs.HISTORY]] == [1, 2, 3]
+    warnings = [r.getMessage() for r in sweep_caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "discarding a checkpoint that belongs to" in warnings[0], warnings
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_fresh_trial_never_loads_a_checkpoint(tiny_config, tmp_path):
+    # Only a retry looks for a checkpoint: a new trial 0 starts at epoch 1, whatever is stored.
+    config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 3})})
+    _interrupted_and_retried(config, tmp_path)
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"schedule": "constant", "initial_lr": 1e-3, "warmup_fraction": 0.0})
+    study.optimize(_objective(config, tmp_path), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == TrialState.COMPLETE and attrs.RESUMED_FROM_EPOCH not in trial.user_attrs
+    assert {e["lr"] for e in trial.user_attrs[attrs.HISTORY]} == {1e-3}
 
 
 def test_a_trial_records_its_value_history_and_seed(tiny_config, tmp_path):

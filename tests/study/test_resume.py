@@ -102,11 +102,12 @@ def test_three_kill_9s_then_a_rerun_lose_nothing(tmp_path):
         lost = killed.user_attrs[attrs.EPOCHS_RUN] - retry.user_attrs[attrs.RESUMED_FROM_EPOCH]
         assert 0 <= lost <= 1, "at most the epoch in progress is retrained"
         assert [e["epoch"] for e in retry.user_attrs[attrs.HISTORY]] == [1, 2, 3, 4]
-    assert not (tmp_path / "studies" / "resume").exists() or not any((tmp_path / "studies" / "resume").iterdir())
+    store = tmp_path / "studies" / "resume" / "artifacts"
+    assert not store.exists() or not any(store.iterdir()), "no checkpoint is left once the study is done"
 
 
 def _checkpointed(tmp_path):
-    return lambda trials: _running_after_an_epoch(trials) and any((tmp_path / "studies" / "resume").glob("trial-*/epoch-*"))
+    return lambda trials: any(t.state == TrialState.RUNNING and attrs.CHECKPOINT in t.user_attrs for t in trials)
 
 
 def test_sigterm_exits_within_seconds_and_leaves_no_running_trial(tmp_path):
@@ -122,8 +123,8 @@ def test_sigterm_exits_within_seconds_and_leaves_no_running_trial(tmp_path):
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     waiting = [t for t in trials if t.state == TrialState.WAITING]
     assert len(waiting) == 1 and waiting[0].user_attrs[attrs.EPOCHS_RUN] >= 1
-    root = waiting[0].user_attrs[attrs.ROOT_TRIAL]
-    assert list((tmp_path / "studies" / "resume" / f"trial-{root}").glob("epoch-*")), "its checkpoint is kept"
+    checkpoint = waiting[0].user_attrs[attrs.CHECKPOINT]
+    assert (tmp_path / "studies" / "resume" / "artifacts" / checkpoint["artifact_id"]).is_file(), "its checkpoint is kept"
 
 
 def test_three_workers_share_one_sqlite_file(tmp_path):

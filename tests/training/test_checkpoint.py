@@ -1,33 +1,40 @@
 import math
+import zipfile
 
 import keras
 import numpy as np
 
-from sweep.training.checkpoint import TrialCheckpoint
+from sweep.training.checkpoint import read_checkpoint, write_checkpoint
 from sweep.training.data import load_dataset
 from sweep.training.params import TrialParams
 from sweep.training.schedule_math import learning_rates
-from sweep.training.trainer import ResumePoint, steps_per_epoch, train
+from sweep.training.trainer import EpochLog, ResumePoint, steps_per_epoch, train
+
+OWNER = {"study": "abc", "root_trial": 0, "params": {"initial_lr": 0.01, "schedule": "cosine"}, "total_steps": 30}
+
+
+class _SaveEachEpoch(keras.callbacks.Callback):
+    def __init__(self, path, history):
+        super().__init__()
+        self.path, self.history = path, history
+
+    def on_epoch_end(self, epoch, logs=None):
+        write_checkpoint(self.path, self.model, self.history, OWNER)
+        if epoch == 1:
+            raise KeyboardInterrupt  # what SIGTERM does in a worker
 
 
 def test_resumed_training_continues_the_schedule_and_history(tiny_config, tmp_path):
     config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 3})})
     data = load_dataset(config.data, 0)
     params = TrialParams(initial_lr=0.01, schedule="cosine", warmup_fraction=0.1)
-    checkpoint = TrialCheckpoint(tmp_path / "trial-0")
+    path = tmp_path / "checkpoint.zip"
     history = []
-
-    class StopAfterTwo(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt  # what SIGTERM does in a worker
-
     try:
-        train(config, params, data, seed=1, on_epoch=history.append,
-              callbacks=[checkpoint.callback(history), StopAfterTwo()])
+        train(config, params, data, seed=1, on_epoch=history.append, callbacks=[_SaveEachEpoch(path, history)])
     except KeyboardInterrupt:
         pass
-    resume = checkpoint.load()
+    resume = read_checkpoint(path, dict(OWNER))
     assert [e.epoch for e in resume.history] == [1, 2]
     steps = steps_per_epoch(data.num_train, config.train.batch_size)
     assert int(resume.model.optimizer.iterations) == 2 * steps
@@ -40,22 +47,32 @@ def test_resumed_training_continues_the_schedule_and_history(tiny_config, tmp_pa
     assert math.isclose(result.history[-1].lr, expected, rel_tol=1e-5, abs_tol=1e-9)
 
 
-def test_only_the_newest_complete_checkpoint_is_kept_and_torn_ones_are_skipped(tiny_config, tmp_path):
+def _saved(tiny_config, path):
     from sweep.training.model import build_model, compile_model
-    from sweep.training.trainer import EpochLog
 
-    checkpoint = TrialCheckpoint(tmp_path / "trial-3")
     model = compile_model(build_model(tiny_config.model), 0.001, "adam")
     logs = [EpochLog(epoch=i, loss=1.0, val_loss=1.0, val_accuracy=0.5, lr=0.001, seconds=0.1) for i in (1, 2)]
-    checkpoint.save(model, logs[:1])
-    checkpoint.save(model, logs)
-    assert sorted(p.name for p in checkpoint.directory.iterdir()) == ["epoch-0002"]
-    # A kill during a save leaves a temporary folder and a torn newer one: both ignored.
-    (checkpoint.directory / ".tmp-epoch-0003").mkdir()
-    (checkpoint.directory / "epoch-0003").mkdir()
-    (checkpoint.directory / "epoch-0003" / "model.keras").write_bytes(b"torn")
-    (checkpoint.directory / "epoch-0003" / "history.json").write_text("[]")
-    resume = checkpoint.load()
-    assert isinstance(resume, ResumePoint) and len(resume.history) == 2
-    checkpoint.remove()
-    assert not checkpoint.directory.exists() and checkpoint.load() is None
+    return write_checkpoint(path, model, logs, OWNER)
+
+
+def test_a_checkpoint_is_loaded_only_by_its_owner(tiny_config, tmp_path, sweep_caplog):
+    path = _saved(tiny_config, tmp_path / "c.zip")
+    assert isinstance(read_checkpoint(path, OWNER), ResumePoint)
+    for change in ({"study": "other"}, {"root_trial": 1}, {"total_steps": 31},
+                   {"params": {"initial_lr": 0.001, "schedule": "cosine"}}):
+        sweep_caplog.clear()
+        assert read_checkpoint(path, {**OWNER, **change}) is None, change
+        warnings = [r.getMessage() for r in sweep_caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "belongs to" in warnings[0], warnings
+        assert f"{next(iter(change))} " in warnings[0]
+
+
+def test_a_torn_checkpoint_is_discarded_with_a_warning(tiny_config, tmp_path, sweep_caplog):
+    path = _saved(tiny_config, tmp_path / "c.zip")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a copy cut short
+    assert read_checkpoint(path, OWNER) is None
+    assert "unreadable" in sweep_caplog.text
+    with zipfile.ZipFile(tmp_path / "foreign.zip", "w") as archive:
+        archive.writestr("history.json", "[]")  # no owner at all
+    assert read_checkpoint(tmp_path / "foreign.zip", OWNER) is None
+    assert not list(tmp_path.glob("tmp*")), "no scratch left behind"

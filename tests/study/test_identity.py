@@ -1,0 +1,145 @@
+"""Trial identity: one retry per failed trial, surplus retries kept, leftovers of an older
+study under the same name removed, data of another size refused."""
+
+import socket
+
+import optuna
+import pytest
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.trial import TrialState
+
+from sweep import attrs
+from sweep.cli import main
+from sweep.config import config_from_dict
+from sweep.storage.database import make_storage
+from sweep.study.recovery import fail_once, recover_interrupted_trials, requeue_surplus_retry, retire_leftover_retries, retry_trial
+from sweep.study.setup import open_study
+from sweep.study.worker import _requeue
+from sweep.training.data import synthetic_images
+from tests.training.test_data import write_idx
+
+
+@pytest.fixture
+def study(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_config.to_dict()
+    raw["lr_finder"]["enabled"] = False
+    raw["study"]["n_trials"] = 1
+    return open_study(config_from_dict(raw), f"sqlite:///{tmp_path}/s.db")
+
+
+def _running(study, worker="elsewhere:1"):
+    trial = study.ask({"initial_lr": optuna.distributions.FloatDistribution(1e-5, 1.0, log=True)})
+    trial.set_user_attr(attrs.WORKER, worker)
+    return trial
+
+
+def _retries_of(study, number):
+    return [t for t in study.get_trials() if t.system_attrs.get("retry_history", [])[-1:] == [number]]
+
+
+def test_a_trial_is_failed_once_and_retried_once_whoever_tries(study):
+    trial = _running(study)
+    assert fail_once(study._storage, trial._trial_id)
+    assert not fail_once(study._storage, trial._trial_id), "the second failure is nobody's"
+    frozen = study._storage.get_trial(trial._trial_id)
+    retry_trial(study, frozen)
+    retry_trial(study, frozen)  # a second caller that missed the atomic failure
+    _requeue(study, trial)  # its own worker, interrupted a moment later
+    assert len(_retries_of(study, trial.number)) == 1
+
+
+def test_a_worker_recovering_a_dead_trial_leaves_the_one_retry_alone(study, tmp_path):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    trial = _running(study, f"{socket.gethostname()}:{dead.pid}")
+    assert recover_interrupted_trials(study) == 1
+    assert recover_interrupted_trials(study) == 0
+    assert len(_retries_of(study, trial.number)) == 1
+
+
+def test_a_surplus_retry_waits_for_a_slot_and_is_retired_once_the_budget_is_spent(study, tmp_path):
+    store = FileSystemArtifactStore(tmp_path)
+    (tmp_path / "ckpt").write_bytes(b"x")
+    root = _running(study)
+    root.set_user_attr(attrs.CHECKPOINT, {"artifact_id": "ckpt", "epoch": 2})
+    other = _running(study)  # will hold the only slot
+    assert fail_once(study._storage, root._trial_id)
+    retry_trial(study, study._storage.get_trial(root._trial_id))
+    retry = study.ask()
+    assert retry.user_attrs[attrs.CHECKPOINT]["epoch"] == 2
+    requeue_surplus_retry(study, retry)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].user_attrs[attrs.CHECKPOINT]["artifact_id"] == "ckpt"
+    assert waiting[0].system_attrs["retry_history"] == [root.number], "a requeue is not another interruption"
+    study.tell(other, 0.5)
+    assert retire_leftover_retries(study, store) == 1
+    assert not study.get_trials(states=(TrialState.WAITING,))
+    assert study.get_trials()[-1].user_attrs[attrs.SURPLUS] is True
+    assert not (tmp_path / "ckpt").exists(), "its checkpoint is removed with it"
+
+
+def test_a_new_study_under_a_used_name_removes_what_the_old_one_left(tiny_config, tmp_path, monkeypatch,
+                                                                     sweep_caplog):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_config.to_dict()
+    raw["lr_finder"]["enabled"] = False
+    leftovers = [tmp_path / "studies" / "tiny" / "artifacts" / "abc", tmp_path / "studies" / "tiny" / "trial-0" / "x"]
+    for path in leftovers:
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"old weights")
+    study = open_study(config_from_dict(raw), "sqlite:///studies/tiny.db")
+    assert not any(p.exists() for p in leftovers)
+    warnings = [r.getMessage() for r in sweep_caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "removed the checkpoints a previous study" in warnings[0]
+    assert len(study.user_attrs[attrs.STUDY_UUID]) == 32
+    again = open_study(config_from_dict(raw), "sqlite:///studies/tiny.db")
+    assert again.user_attrs[attrs.STUDY_UUID] == study.user_attrs[attrs.STUDY_UUID], "kept on reopen"
+
+
+def test_an_older_study_gets_a_uuid_when_reopened(tiny_config, tmp_path):
+    from sweep.study.setup import reopen_study, storable_config
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    old = optuna.create_study(study_name="old", storage=make_storage(url, create=True))
+    old.set_user_attr(attrs.CONFIG, storable_config(tiny_config))  # as sweep made studies before the UUID
+    first, _ = reopen_study("old", url)
+    second, _ = reopen_study("old", url)
+    assert len(first.user_attrs[attrs.STUDY_UUID]) == 32
+    assert second.user_attrs[attrs.STUDY_UUID] == first.user_attrs[attrs.STUDY_UUID]
+
+
+def _idx(folder, n):
+    folder.mkdir()
+    x, y = synthetic_images(n, seed=1)
+    write_idx(folder, "train-images-idx3-ubyte", x, 2051)
+    write_idx(folder, "train-labels-idx1-ubyte", y, 2049)
+    return folder
+
+
+def test_resume_with_data_of_another_size_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    from tests.robustness.conftest import snapshot
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text(f"""\
+study: {{name: sized, n_trials: 1}}
+data: {{source: idx, path: {_idx(tmp_path / 'a', 200)}, validation_fraction: 0.2}}
+model: {{filters: [4], dense_units: 8}}
+train: {{epochs: 1, batch_size: 32}}
+lr_finder: {{enabled: false}}
+""")
+    assert main(["run", "c.yaml", "--no-report"]) == 0
+    other = _idx(tmp_path / "b", 300)
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    code = main(["resume", "sized", "--n-trials", "2", "--set", f"data.path={other}"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if "error" in line.lower()]  # beside the INFO line on the data
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "240 training images" in lines[0] and "created with 160" in lines[0], lines[0]
+    assert snapshot(tmp_path) == before, "nothing written, nothing trained"
+    code = main(["run", "c.yaml", "--n-trials", "2", "--no-report", "--set", f"data.path={other}"])
+    assert code == 2 and "created with 160" in capsys.readouterr().err
