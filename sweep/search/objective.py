@@ -118,7 +118,6 @@ class _EpochEnd(keras.callbacks.Callback):
                  num_classes: int):
         super().__init__()
         self._num_classes = num_classes
-        self._num_classes = num_classes
         self._trial = trial
         self._metric = metric
         self._history = history

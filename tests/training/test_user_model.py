@@ -110,3 +110,36 @@ def test_a_reused_batchnorm_dropout_model_trains_exactly_as_a_fresh_one(tmp_path
                                                                             rel=1e-5)
     other_seed = train(config, b, data, seed=3, models=cache)
     assert other_seed.history[0].loss != pytest.approx(reused.history[0].loss, rel=1e-5)  # the seed matters
+
+
+def test_a_user_model_checkpoint_restores_its_statistics_optimizer_and_logits_loss(tmp_path, user_module):
+    """An interrupted trial of a BatchNormalization model returning logits continues from its
+    checkpoint: the same weights, moving statistics, optimizer step and loss."""
+    from sweep.training.checkpoint import read_checkpoint, write_checkpoint
+
+    source = BN_DROPOUT_BUILDER.replace('activation="softmax"', "")  # logits
+    config = config_for(f"{user_module(source)}:build", tmp_path, from_logits=True)
+    data = vectors()
+    history, saved = [], []
+    owner = {"trial": 0}
+
+    class CheckpointAndStop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            write_checkpoint(tmp_path / "ckpt.zip", self.model, history, owner)
+            saved.append([keras.ops.convert_to_numpy(v).copy() for v in self.model.weights])
+            raise KeyboardInterrupt  # what SIGTERM does in a worker
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, TrialParams(initial_lr=1e-2), data, seed=1, on_epoch=history.append,
+              callbacks=[CheckpointAndStop()])
+    resume = read_checkpoint(tmp_path / "ckpt.zip", owner)
+    assert [e.epoch for e in resume.history] == [1]
+    assert int(resume.model.optimizer.iterations) == 8  # 120 samples in batches of 16
+    assert resume.model.loss.get_config()["from_logits"] is True
+    # Weights and moving statistics (Keras does not save dropout's seed state: a resumed
+    # trial's dropout masks differ from an uninterrupted one's, for any model).
+    assert sum("moving" in v.path for v in resume.model.weights) == 2
+    for before, restored in zip(saved[0], resume.model.weights, strict=True):
+        np.testing.assert_array_equal(before, keras.ops.convert_to_numpy(restored))
+    result = train(config, TrialParams(initial_lr=1e-2), data, seed=1, resume=resume)
+    assert [e.epoch for e in result.history] == [1, 2] and result.history[1].val_accuracy > 0.6
