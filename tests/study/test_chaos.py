@@ -1,0 +1,157 @@
+"""Chaos: workers killed with SIGKILL at random moments, and a live trial failed from
+outside as a late heartbeat would, while a study runs; then the study finishes and its
+invariants hold. Two workers run in one working directory and a third in another, on one
+storage and one shared checkpoint store; a killed worker is replaced at once.
+
+Figures (kills, false recoveries, epochs redone, seconds) are printed: run with ``-s``.
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from sweep import attrs
+from sweep.storage.database import make_storage
+from sweep.study.recovery import fail_once, retry_trial
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+N_TRIALS = 16
+MIN_KILLS = 8
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class Chaos:
+    def __init__(self, tmp_path: Path, url: str, seed: int):
+        self.url = url
+        self.random = random.Random(seed)
+        self.dirs = [tmp_path / "a", tmp_path / "a", tmp_path / "b"]  # two workers here, one there
+        for folder in set(self.dirs):
+            folder.mkdir(exist_ok=True)
+            (folder / "chaos.yaml").write_text(yaml.safe_dump({
+                "study": {"name": "chaos", "n_trials": N_TRIALS, "seed": seed, "pruner": "none", "storage": url,
+                          "checkpoint_store": str(tmp_path / "checkpoints")},
+                "data": {"source": "synthetic", "limit": 3000, "validation_fraction": 0.2},
+                "model": {"filters": [4], "dense_units": 16, "dropout": 0.0},
+                "train": {"epochs": 5, "batch_size": 32},
+                "lr_finder": {"enabled": False},
+            }))
+        self.logs = tmp_path / "logs"
+        self.logs.mkdir()
+        self.started = 0
+        self.workers: list[subprocess.Popen | None] = [None] * len(self.dirs)
+        self.completed: dict[int, float] = {}  # every COMPLETE trial seen, with its value then
+        self.kills = 0
+        self.false_recovery: int | None = None
+
+    def start(self, slot: int) -> None:
+        log = open(self.logs / f"worker-{self.started}.log", "w")
+        self.started += 1
+        self.workers[slot] = subprocess.Popen(
+            [sys.executable, "-m", "sweep", "run", "chaos.yaml", "--no-report"], cwd=self.dirs[slot],
+            stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)})
+
+    def study(self) -> optuna.Study | None:
+        try:
+            return optuna.load_study(study_name="chaos", storage=make_storage(self.url, create=False))
+        except Exception:  # noqa: BLE001 - not created yet
+            return None
+
+    def observe(self) -> list:
+        study = self.study()
+        trials = study.get_trials() if study else []
+        for t in trials:
+            if t.state == TrialState.COMPLETE:
+                self.completed.setdefault(t.number, t.value)
+        return trials
+
+    def run(self) -> float:
+        began = time.monotonic()
+        self.start(0)
+        while self.study() is None:  # one process creates the study; then the others join
+            assert self.workers[0].poll() is None, (self.logs / "worker-0.log").read_text()[-3000:]
+            time.sleep(0.5)
+        self.start(1)
+        self.start(2)
+        while self.kills < MIN_KILLS or self.false_recovery is None:
+            time.sleep(self.random.uniform(1.0, 4.0))
+            trials = self.observe()
+            if sum(t.state in FINISHED for t in trials) >= N_TRIALS - 1:
+                pytest.fail(f"the study nearly finished after only {self.kills} kills: make trials longer")
+            if self.false_recovery is None and self.kills >= MIN_KILLS // 2:
+                self._fail_a_live_trial(trials)
+                continue
+            slot = self.random.randrange(len(self.workers))
+            self.workers[slot].send_signal(signal.SIGKILL)
+            self.workers[slot].wait()
+            self.kills += 1
+            self.start(slot)
+        deadline = time.monotonic() + 300
+        for worker in self.workers:
+            worker.wait(timeout=max(deadline - time.monotonic(), 1))
+            assert worker.returncode == 0, f"a worker that was never killed exited {worker.returncode}"
+        self.observe()
+        return time.monotonic() - began
+
+    def _fail_a_live_trial(self, trials) -> None:
+        """What Optuna's heartbeat check does to a trial whose heartbeat is late: fail it,
+        then enqueue the retry from what the failed trial holds (sweep.study.recovery)."""
+        live = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.CHECKPOINT)]
+        if live:
+            study = self.study()
+            assert fail_once(study._storage, live[0]._trial_id)
+            assert retry_trial(study, study._storage.get_trial(live[0]._trial_id)) is not None
+            self.false_recovery = live[0].number
+
+
+def _check_invariants(chaos: Chaos) -> dict:
+    trials = {t.number: t for t in chaos.study().get_trials()}
+    finished = [t for t in trials.values() if t.state in FINISHED]
+    assert len(finished) == N_TRIALS, "exactly the budget"
+    assert not [t for t in trials.values() if t.state in (TrialState.WAITING, TrialState.RUNNING)]
+    for number, value in chaos.completed.items():
+        assert trials[number].state == TrialState.COMPLETE and trials[number].value == value, \
+            f"trial {number} changed after it completed"
+
+    def root(t):
+        return t.system_attrs.get("failed_trial", t.number)
+
+    roots = {root(t) for t in trials.values() if not t.user_attrs.get(attrs.SURPLUS) or "failed_trial" in t.system_attrs}
+    finishes = {r: sum(root(t) == r for t in finished) for r in roots}
+    assert all(count == 1 for count in finishes.values()), f"roots finished other than once: {finishes}"
+    redone = 0
+    for retry in (t for t in trials.values() if "retry_history" in t.system_attrs and t.state in FINISHED):
+        before = trials[retry.system_attrs["retry_history"][-1]]
+        checkpointed = before.user_attrs.get(attrs.CHECKPOINT, {}).get("epoch", 0)
+        assert retry.user_attrs.get(attrs.RESUMED_FROM_EPOCH, 0) == checkpointed, \
+            f"trial {retry.number} resumed from another epoch than trial {before.number} reached"
+        redone += before.user_attrs.get(attrs.EPOCHS_RUN, 0) - checkpointed
+    false_recovered = trials[chaos.false_recovery]
+    assert false_recovered.state == TrialState.FAIL
+    outputs = [p.read_text() for p in sorted(chaos.logs.iterdir())]
+    assert not [o for o in outputs if "Traceback" in o], "a traceback in a worker's output"
+    warned = sum("was failed under this worker" in o for o in outputs)
+    assert not list((Path(chaos.dirs[0]).parent / "checkpoints" / "chaos").iterdir()), "checkpoints left behind"
+    return {"kills": chaos.kills, "workers started": chaos.started, "false recoveries noticed": warned,
+            "retries": sum("failed_trial" in t.system_attrs for t in trials.values()), "epochs redone": redone}
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_chaos(tmp_path, backend, request):
+    url = f"sqlite:///{tmp_path}/chaos.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    chaos = Chaos(tmp_path, url, seed=int(os.environ.get("SWEEP_CHAOS_SEED", "0")))
+    seconds = chaos.run()
+    figures = _check_invariants(chaos)
+    print(f"\nchaos ({backend}): {figures}, {seconds:.0f} s")
