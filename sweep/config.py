@@ -82,8 +82,8 @@ class StudyConfig(_Section):
     # best epoch | last epoch | mean of the last 3 epochs (sweep.training.trainer.TrainResult.value)
     objective: Literal["best", "last", "mean_last3"] = "best"
     seed: int = Field(default=0, ge=0, lt=2**31)
-    sampler: Literal["tpe", "random"] = "tpe"
-    pruner: Literal["median", "hyperband", "none"] = "median"
+    sampler: Literal["tpe", "random", "priorband"] = "tpe"  # priorband: sweep.search.priorband
+    pruner: Literal["median", "hyperband", "halving", "none"] = "median"  # halving: noise-tolerant, 1-epoch rungs
     workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
     # Where model.builder and data.loader modules are looked for besides the working directory.
     # load_config sets it to the config file's folder, so that `sweep resume` (which reads the

@@ -36,7 +36,13 @@ MEDIAN_STARTUP_TRIALS = 5
 MEDIAN_FIRST_PRUNABLE_EPOCH = 2
 
 
-def build_pruner(study: StudyConfig, epochs: int) -> optuna.pruners.BasePruner:
+def build_pruner(study: StudyConfig, epochs: int, n_validation: int | None = None) -> optuna.pruners.BasePruner:
+    """The study's pruner; ``n_validation`` (validation images) sets the noise the halving
+    pruner tolerates when it ranks accuracies."""
+    if study.pruner == "halving":
+        from sweep.search.priorband import NoiseTolerantHalvingPruner
+
+        return NoiseTolerantHalvingPruner(max(epochs, 1), n_validation if study.metric == "val_accuracy" else None)
     if study.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_FIRST_PRUNABLE_EPOCH)
     if study.pruner == "hyperband":

@@ -159,6 +159,10 @@ def build_sampler(config: Config, prior: dict | None, *, seed: int) -> BaseSampl
     """
     # The prior's record says how many startup trials it shapes; TPE's random phase
     # is made exactly as long, so the two hand over at the same trial.
+    if config.study.sampler == "priorband":
+        from sweep.search.priorband import PriorBandSampler
+
+        return PriorBandSampler(prior, prior_schedule=config.lr_finder.seed_schedule, seed=seed)
     startup = int((prior or {}).get("startup_trials", STARTUP_TRIALS))
     base: BaseSampler
     if config.study.sampler == "tpe":

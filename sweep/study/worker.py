@@ -75,9 +75,9 @@ def run_worker(
     # restarted run does not replay the random startup draws of the first one.
     seed = (config.study.seed + 7919 * worker_index + 104_729 * len(study.get_trials(deepcopy=False))) % 2**31
     study.sampler = build_sampler(config, study.user_attrs.get(attrs.PRIOR), seed=seed)
-    study.pruner = build_pruner(config.study, config.train.epochs)
     data = load_dataset(config.data, config.study.seed, config.study.code_dir)
     check_training_set(study, config, data.num_train)
+    study.pruner = build_pruner(config.study, config.train.epochs, len(data.y_val))
     _enable_gpu_memory_growth()
     store = open_artifact_store(study_name, config.study.checkpoint_store)
     objective = Objective(config, data, study.user_attrs[attrs.SEARCH_SPACE], store, worker_name(),

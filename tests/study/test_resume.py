@@ -165,3 +165,25 @@ def test_sigterm_to_a_multi_worker_run_stops_every_worker(tmp_path):
     children = subprocess.run(["pgrep", "-f", "multiprocessing.spawn"], capture_output=True, text=True).stdout
     assert not [pid for pid in children.split() if os.path.exists(f"/proc/{pid}/cwd")
                 and os.readlink(f"/proc/{pid}/cwd") == str(tmp_path)], "no orphaned worker keeps running"
+
+
+def test_priorband_with_halving_keeps_the_budget_and_resumes_after_a_kill_9(tmp_path):
+    # The prior-aware sampler and the halving pruner are a plain Optuna pair: a kill -9 inside
+    # a trial and a rerun with two workers end with exactly the budget, the killed trial resumed.
+    _write_config(tmp_path, limit=3000, n_trials=8, sampler="priorband", pruner="halving")
+    process = _start(tmp_path)
+    _wait_for(tmp_path, _running_after_an_epoch, process)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process = _start(tmp_path, "--workers", "2")
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    trials = _trials(tmp_path)
+    assert len([t for t in trials if t.state in FINISHED]) == 8
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert any(attrs.RESUMED_FROM_EPOCH in t.user_attrs for t in trials), "the killed trial continued"
+    # Pruned by the halving pruner only at its rungs (epochs 1 and 3 of 4), or on divergence.
+    for t in trials:
+        if t.state == TrialState.PRUNED and t.user_attrs.get(attrs.PRUNE_REASON) == "pruned":
+            assert t.user_attrs[attrs.EPOCHS_RUN] in (1, 3)
