@@ -1,8 +1,9 @@
 """The arms of the search-quality protocol, each a fresh process timed from its start.
 
-- ``sweep`` (and ``sweep-mean3``, ``sweep`` with ``study.objective: mean_last3``): ``sweep run``
-  on a config with sweep's defaults (range test, prior, seed trials, TPE, median pruning);
-  its trials are read back from the study's SQLite file.
+- ``sweep``: ``sweep run`` on a config with sweep's defaults (range test, prior, seed trials,
+  TPE, median pruning); its trials are read back from the study's SQLite file. Variants:
+  ``sweep-mean3`` (``study.objective: mean_last3``), ``sweep-pb`` (``study.sampler: priorband``,
+  ``study.pruner: halving``).
 - ``optuna-tpe``: a plain Optuna script, the 60 lines a user writes: Optuna 5's default TPE
   (seeded), no pruning, no prior, the CNN built and compiled per trial, ``model.fit`` on the
   arrays, the trial's value its best epoch's val_accuracy.
@@ -31,7 +32,9 @@ sys.path.insert(0, str(BENCHMARKS))
 
 from _harness import SAMPLE, env, sweep_cmd  # noqa: E402
 
-SWEEP_ARMS = {"sweep": "best", "sweep-mean3": "mean_last3"}  # arm -> study.objective
+# arm -> its study section on top of sweep's defaults (the levers of issue 13)
+SWEEP_ARMS = {"sweep": {}, "sweep-mean3": {"objective": "mean_last3"},
+              "sweep-pb": {"sampler": "priorband", "pruner": "halving"}}
 CHILD_ARMS = ("optuna-tpe", "optuna-hyperband", "kt-bayes", "kt-hyperband")
 SEARCH_IMAGES = 2500  # the sample's first 2,500 images are searched on; the last 500 are the test split
 VALIDATION_FRACTION = 0.2
@@ -52,7 +55,7 @@ def run_arm(arm: str, seed: int, trials: int, epochs: int, work: Path) -> dict:
         db = work / f"{arm}-{seed}.db"
         config = work / f"{arm}-{seed}.yaml"
         config.write_text(json.dumps({  # JSON is YAML
-            "study": {"name": f"sq-{arm}-{seed}", "n_trials": trials, "seed": seed, "objective": SWEEP_ARMS[arm]},
+            "study": {"name": f"sq-{arm}-{seed}", "n_trials": trials, "seed": seed, **SWEEP_ARMS[arm]},
             "data": data_config().model_dump(mode="json"),
             "train": {"epochs": epochs, "batch_size": BATCH}}))
         cmd = sweep_cmd("run", config, "--storage", f"sqlite:///{db}", "--no-report")

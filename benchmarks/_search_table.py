@@ -7,7 +7,8 @@ import statistics
 
 import _search_stats as st
 
-ANYTIME_GRID_S = (30, 60, 90, 120, 180, 240, 300, 420)
+ANYTIME_GRID_S = (10, 15, 20, 30, 45, 60, 90)
+BASE = "sweep"  # the defaults; the other sweep arms are levers measured against it
 SWEEP_PREFIX = "sweep"
 
 
@@ -32,6 +33,23 @@ def _pct(x: float | None) -> str:
 
 def _diff(p: dict) -> str:
     return f"{100 * p['mean']:+.2f} [{100 * p['low']:+.2f}, {100 * p['high']:+.2f}]"
+
+
+def _pair_row(by_arm: dict, reach: dict, arm: str, other: str) -> str:
+    a, b = by_arm[arm], by_arm[other]
+    common = sorted(set(a) & set(b))
+    final = st.paired([a[s]["final_test"] for s in common], [b[s]["final_test"] for s in common])
+    held = [(st.score_at(a[s]["curve"], t), st.score_at(b[s]["curve"], t))
+            for s, t in ((s, min(a[s]["wall_s"], b[s]["wall_s"])) for s in common)]
+    held = [(x, y) for x, y in held if x is not None and y is not None]
+    equal = st.paired([x for x, _ in held], [y for _, y in held]) if held else None
+    ratios = [reach[arm][s] / reach[other][s] for s in common if s in reach[arm] and s in reach[other]
+              and math.isfinite(reach[other][s]) and reach[other][s] > 0]
+    ratio = statistics.median(ratios) if ratios else None
+    ratio_text = "-" if ratio is None else "not reached" if not math.isfinite(ratio) else f"{ratio:.2f}"
+    equal_text = f"{_diff(equal)} | {equal['wins']:g}/{equal['n']}" if equal else "- | -"
+    return (f"| {arm} | {other} | {len(common)} | {_diff(final)} | {final['wins']:g}/{final['n']} | {equal_text} | "
+            f"{ratio_text} |")
 
 
 def table(payload: dict, trials: int, epochs: int) -> str:
@@ -68,30 +86,17 @@ def table(payload: dict, trials: int, epochs: int) -> str:
             f"{statistics.median(len(r['trials']) for r in runs.values()):.0f} | "
             f"{'-' if median_time is None else 'not reached' if not math.isfinite(median_time) else f'{median_time:.0f}'} | "
             f"{len(finite)}/{len(times)} |")
-    lines += ["", "Paired against each peer, same seeds (points of test accuracy; mean [bootstrap 95 % interval]; "
-              "wins, ties half). \"Equal wall time\": both picks as held at the shorter arm's end. \"Time ratio\": "
-              "median over seeds of (sweep arm's time / peer's time) to the peers' median final score.", "",
-              "| arm | peer | seeds | final: diff | wins | equal wall time: diff | wins | time ratio |",
+    lines += ["", "Paired over the same seeds (points of test accuracy; mean [bootstrap 95 % interval over seeds]; "
+              "wins, ties half). \"Equal wall time\": both picks as held when the faster arm ended. \"Time ratio\": "
+              "median over seeds of (the arm's time / the other's time) to reach the peers' median final score.", "",
+              "| arm | against | seeds | final: diff | wins | equal wall time: diff | wins | time ratio |",
               "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for arm in (a for a in arms if a.startswith(SWEEP_PREFIX)):
-        for peer in (p for p in arms if not p.startswith(SWEEP_PREFIX)):
-            common = sorted(set(by_arm[arm]) & set(by_arm[peer]))
-            if not common:
-                continue
-            a, b = by_arm[arm], by_arm[peer]
-            final = st.paired([a[s]["final_test"] for s in common], [b[s]["final_test"] for s in common])
-            at = [min(a[s]["wall_s"], b[s]["wall_s"]) for s in common]
-            held = [(st.score_at(a[s]["curve"], t), st.score_at(b[s]["curve"], t)) for s, t in zip(common, at)]
-            held = [(x, y) for x, y in held if x is not None and y is not None]
-            equal = st.paired([x for x, _ in held], [y for _, y in held]) if held else None
-            ratios = [reach[arm][s] / reach[peer][s] for s in common if s in reach[arm] and s in reach[peer]
-                      and math.isfinite(reach[peer][s]) and reach[peer][s] > 0]
-            ratio = statistics.median(ratios) if ratios else None
-            equal_wins = f"{equal['wins']:g}/{equal['n']}" if equal else "-"
-            lines.append(
-                f"| {arm} | {peer} | {len(common)} | {_diff(final)} | {final['wins']:g}/{final['n']} | "
-                f"{_diff(equal) if equal else '-'} | {equal_wins} | "
-                f"{'-' if ratio is None else 'inf' if not math.isfinite(ratio) else f'{ratio:.2f}'} |")
+    peers = [p for p in arms if not p.startswith(SWEEP_PREFIX)]
+    levers = [a for a in arms if a.startswith(SWEEP_PREFIX) and a != BASE]
+    pairs = [(BASE, p) for p in peers] + [(a, b) for a in levers for b in (BASE, "optuna-tpe")]
+    for arm, other in pairs:
+        if arm in by_arm and other in by_arm:
+            lines.append(_pair_row(by_arm, reach, arm, other))
     lines += ["", "Anytime: mean test % of the current pick at t seconds (seeds holding a pick by then).", "",
               "| arm | " + " | ".join(f"{t} s" for t in ANYTIME_GRID_S) + " |",
               "|---|" + "---:|" * len(ANYTIME_GRID_S)]
