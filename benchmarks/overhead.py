@@ -226,7 +226,10 @@ def _table(p: dict) -> str:
                   f"checkpoints {1000 * c['checkpoints_s_per_trial']:.0f} ms a trial "
                   f"({1000 * c['checkpoint_save_s']:.0f} ms a save, after every epoch but the last); a heartbeat "
                   f"write {1000 * c['heartbeat_write_s']:.1f} ms every {c['heartbeat_interval_s']} s, from a "
-                  "background thread.", ""]
+                  "background thread. Per-trial parts together: "
+                  f"{1000 * (c['storage_writes_s_per_trial'] + c['checkpoints_s_per_trial']):.0f} ms of the "
+                  f"{1000 * extra:+.0f} ms; the rest is not timed on its own (`sweep run`'s fixed start-up: "
+                  "opening the study, budget checks, the heartbeat thread; spread over the trials).", ""]
     lines.append(HISTORY)
     return "\n".join(lines)
 
