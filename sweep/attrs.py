@@ -4,12 +4,21 @@ A sweep study is a plain Optuna study (Optuna's CLI and optuna-dashboard read it
 as-is). On top of Optuna's own columns it keeps:
 
 Study user attrs
-- ``CONFIG``: the resolved config, ``Config.to_dict()``.
+- ``CONFIG``: the resolved config, ``Config.to_dict()``, less the sections in
+  ``CONFIG_EXTRA`` (``search`` and ``lr_finder``), which keep one attr under 1,024
+  characters (optuna-dashboard cuts longer ones): ``store_config``/``read_config`` split and
+  join it; older studies hold the whole config in ``CONFIG``. Written last at creation:
+  its presence marks a complete study.
 - ``SEARCH_SPACE``: the search ranges the study uses from creation on:
   ``{"initial_lr": {"low", "high"}, "schedules": [...], "decay_rate": {...},
   "decay_steps": {...}, "warmup_fraction": {...}}`` (initial_lr narrowed by the prior).
-- ``LR_FINDER``: the range test's result (GUIDE §1 keys: method, suggestion, lower,
-  upper, lrs, losses, seconds), or absent when ``lr_finder.enabled`` is false.
+- ``LR_FINDER``: the range test's summary (method, suggestion, lower, upper, seconds,
+  suggestions, num_steps, diverged_at, batch_size, seed) and ``artifact_id``: its full
+  result with the curves (GUIDE §1 keys plus smoothed) is the study artifact
+  ``lr_finder.json`` (``sweep.storage.artifacts``). Studies made before that change hold
+  the whole result here (``lrs`` and ``losses`` keys). Absent when ``lr_finder.enabled``
+  is false. Every study user attr stays under 1,024 characters serialized (optuna-dashboard
+  cuts longer ones).
 - ``PRIOR``: how the prior was applied: ``{"suggestion", "config_range": [lo, hi],
   "narrowed_range": [lo, hi], "seeded": [lr, ...], "sigma_decades"}``.
 - ``VERSIONS``: package versions at creation (python, sweep, keras, optuna, ...).
@@ -25,8 +34,11 @@ Study user attrs
 - ``STUDY_UUID``: a random id given at creation (or at the first reopen of an older
   study): Optuna's study id and name repeat across storages and re-creations; every
   checkpoint names the study it belongs to by this id.
-- ``EVALUATIONS``: ``[{"trial": n, "params": {...}, "test_accuracy": a,
-  "test_loss": l, "seconds": s}, ...]`` written by ``sweep evaluate``.
+- ``EVALUATION_PREFIX + str(n)``: trial n's retrainings by ``sweep evaluate``:
+  ``{"trial": n, "mean": a, "sd": s, "runs": [[seed, test_accuracy, test_loss, seconds], ...]}``
+  (compact: one attr per trial stays under 1,024 characters up to 20 runs).
+- ``EVALUATIONS``: the older single-run form, ``[{"trial": n, "params": {...},
+  "test_accuracy": a, "test_loss": l, "seconds": s}, ...]``; reports still read it.
 
 Trial user attrs
 - ``HISTORY``: ``[{"epoch", "loss", "val_loss", "val_accuracy", "lr", "seconds"}, ...]``.
@@ -48,6 +60,8 @@ Trial user attrs
 """
 
 CONFIG = "sweep:config"
+CONFIG_EXTRA = "sweep:config:search"
+_EXTRA_SECTIONS = ("search", "lr_finder")
 SEARCH_SPACE = "sweep:search_space"
 LR_FINDER = "sweep:lr_finder"
 PRIOR = "sweep:prior"
@@ -59,6 +73,7 @@ EVALUATIONS = "sweep:evaluations"
 CODE = "sweep:code"
 MODEL = "sweep:model"
 STUDY_UUID = "sweep:study_uuid"
+EVALUATION_PREFIX = "sweep:evaluation:"
 
 HISTORY = "history"
 EPOCHS_RUN = "epochs_run"
@@ -76,3 +91,20 @@ CHECKPOINT = "checkpoint"
 # lower-numbered trials (several workers racing for the last slots). Such a trial is
 # marked FAIL at once and never trained; reports leave it out.
 SURPLUS = "surplus"
+
+
+def split_config(config: dict) -> dict[str, dict]:
+    """``{attr: value}`` to store ``config`` (a ``Config.to_dict()``) as; ``CONFIG`` last."""
+    extra = {k: v for k, v in config.items() if k in _EXTRA_SECTIONS}
+    main = {k: v for k, v in config.items() if k not in _EXTRA_SECTIONS}
+    return {CONFIG_EXTRA: extra, CONFIG: main} if extra else {CONFIG: main}
+
+
+def read_config(user_attrs: dict) -> dict | None:
+    """The whole stored config dict (joined from ``CONFIG`` and ``CONFIG_EXTRA``), or None."""
+    main = user_attrs.get(CONFIG)
+    if not isinstance(main, dict):
+        return None
+    extra = user_attrs.get(CONFIG_EXTRA)
+    return {**main, **extra} if isinstance(extra, dict) else dict(main)
+

@@ -38,3 +38,30 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     logging.getLogger("absl").setLevel(logging.ERROR)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes: one model per trial is by design
+
+
+def import_keras_quietly() -> None:
+    """Import Keras (and its backend) with file descriptor 2 silenced.
+
+    TensorFlow's C++ core prints oneDNN, CUDA-driver and absl banners to stderr
+    before its log level applies, so the environment variables cannot hide them.
+    Handlers and worker processes (``sweep evaluate``'s loky workers) call this before
+    their first Keras import; real errors still surface as Python exceptions afterwards.
+    """
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # CUDA probing prints here, once
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -8,11 +8,11 @@ layer under ``sweep.cli``: may import every layer below; nothing but ``sweep.cli
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+from sweep.logs import import_keras_quietly  # noqa: F401 - the handlers import it from here
 
 EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -68,33 +68,6 @@ def storage_url(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("empty URL; give one, e.g. sqlite:///studies/NAME.db or postgresql+psycopg://...")
     return text
-
-
-def import_keras_quietly() -> None:
-    """Import Keras (and its backend) with file descriptor 2 silenced.
-
-    TensorFlow's C++ core prints oneDNN, CUDA-driver and absl banners to stderr
-    before its log level applies, so the environment variables cannot hide them.
-    Handlers call this before their first Keras import; real errors still surface
-    as Python exceptions afterwards.
-    """
-    if "keras" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import keras
-
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # CUDA probing prints here, once
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 @contextmanager

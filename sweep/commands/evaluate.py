@@ -1,4 +1,5 @@
-"""``sweep evaluate``: retrain the best trials on train + validation, score them on the test split."""
+"""``sweep evaluate``: retrain the best trials on train + validation with several seeds, score
+them on the test split, and say whether the validation ranking holds there."""
 
 from __future__ import annotations
 
@@ -11,18 +12,27 @@ from sweep.errors import ConfigError
 def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="study name, or URL#NAME for a study in another storage")
     parser.add_argument("--top", metavar="K", type=int, default=1, help="how many of the best trials (default 1)")
+    parser.add_argument("--repeats", metavar="R", type=int, default=1,
+                        help="retrainings of each with different seeds, for a mean and an sd (default 1, at most 20)")
+    parser.add_argument("--workers", metavar="N", type=int, default=None,
+                        help="retrainings run in parallel processes (default: one per core, at most K x R)")
     parser.add_argument("--storage", metavar="URL", type=storage_url, default=None,
                         help="storage URL (default: sqlite:///studies/NAME.db)")
 
 
-@command("evaluate", "retrain the best trials on train+validation and score them on the test split",
-         _evaluate_arguments, ("sweep evaluate quickstart", "sweep evaluate quickstart --top 3",
-                               "sweep evaluate 'sqlite:///studies/quickstart.db#quickstart' --top 2"))
+@command("evaluate", "retrain the best trials on train+validation with R seeds and score them on the test split",
+         _evaluate_arguments, ("sweep evaluate quickstart", "sweep evaluate quickstart --top 2 --repeats 3",
+                               "sweep evaluate 'sqlite:///studies/quickstart.db#quickstart' --top 3 --repeats 5"))
 def _evaluate(args: argparse.Namespace) -> int:
-    from sweep.storage.database import load_study
+    from sweep.storage.database import load_study, resolve_storage_url
+    from sweep.study.evaluate import MAX_REPEATS
 
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1, got {args.top}")
+    if not 1 <= args.repeats <= MAX_REPEATS:
+        raise ConfigError(f"--repeats must be from 1 to {MAX_REPEATS}, got {args.repeats}")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     name, url = study_spec(args.name, args.storage)
     study = load_study(name, url)
 
@@ -33,19 +43,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     config = study_config(study)
     if len(trials) < args.top:
         print(f"the study has only {len(trials)} complete trial(s); evaluating those")
-    print(f"retraining the top {len(trials)} trial(s) of {name} for {config.train.epochs} epochs each "
-          "on training + validation images, then scoring on the test split", flush=True)
+    print(f"retraining the top {len(trials)} trial(s) of {name} {args.repeats} time(s) each for "
+          f"{config.train.epochs} epochs on training + validation images, then scoring on the test split", flush=True)
 
-    def show(result) -> None:
-        params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.params.items())
-        print(f"trial #{result.trial} ({params}): test accuracy {result.test_accuracy:.4f}, "
-              f"test loss {result.test_loss:.4f} ({result.seconds:.1f}s)", flush=True)
-
-    from sweep.storage.database import resolve_storage_url
+    def show(number: int, run) -> None:
+        print(f"trial #{number} seed {run.seed}: test accuracy {run.test_accuracy:.4f} ({run.seconds:.1f}s)", flush=True)
 
     with storage_faults(resolve_storage_url(name, url)):  # results are stored in the study
-        results = evaluate_study(study, args.top, on_result=show)
-    best = max(results, key=lambda r: r.test_accuracy)
+        results = evaluate_study(study, args.top, args.repeats, workers=args.workers, on_run=show)
+    validation = {t.number: t.value for t in trials}
+    for result in results:
+        spread = f" ± {result.sd:.4f} (sd)" if len(result.runs) > 1 else ""
+        print(f"trial #{result.trial}: test accuracy {result.mean:.4f}{spread} over {len(result.runs)} run(s); "
+              f"validation {validation[result.trial]:.4f}")
+    best = max(results, key=lambda r: r.mean)
     print(f"stored in the study; 'sweep report {name}' shows them")
-    print(f"best test accuracy {best.test_accuracy:.4f} (trial #{best.trial})")
+    print(f"best mean test accuracy {best.mean:.4f} (trial #{best.trial})")
     return EXIT_OK

@@ -19,6 +19,7 @@ import pandas as pd
 from sweep import attrs
 from sweep.config import SCHEDULES
 from sweep.report import importance, stats, uncertainty
+from sweep.report.stored import lr_finder_record, stored_evaluations, validation_size
 from sweep.storage.database import mask_url
 
 TOP_K = 5
@@ -91,7 +92,8 @@ class ReportData:
 def collect(study: optuna.Study, storage_url: str = "") -> ReportData:
     """Read ``study`` once and compute everything its report shows."""
     user = study.user_attrs
-    config = _masked(user.get(attrs.CONFIG)) if isinstance(user.get(attrs.CONFIG), dict) else None
+    stored = attrs.read_config(user)
+    config = _masked(stored) if stored is not None else None
     section = (config or {}).get
     direction = "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
     epochs = (section("train") or {}).get("epochs")
@@ -124,11 +126,11 @@ def collect(study: optuna.Study, storage_url: str = "") -> ReportData:
         objective=(section("study") or {}).get("objective"),
         config=config,
         search_space=search_space,
-        lr_finder=user.get(attrs.LR_FINDER) if isinstance(user.get(attrs.LR_FINDER), dict) else None,
+        lr_finder=lr_finder_record(study.study_name, user.get(attrs.LR_FINDER), config),
         prior=user.get(attrs.PRIOR) if isinstance(user.get(attrs.PRIOR), dict) else None,
         versions=user.get(attrs.VERSIONS) if isinstance(user.get(attrs.VERSIONS), dict) else {},
         budget=user.get(attrs.N_TRIALS),
-        evaluations=[e for e in user.get(attrs.EVALUATIONS) or [] if isinstance(e, dict)],
+        evaluations=stored_evaluations(user),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         schedules=schedules,
@@ -155,24 +157,6 @@ def metric_name(config: dict | None) -> str:
     return ((config or {}).get("study") or {}).get("metric", "value")
 
 
-# Training images each data source has when data.limit is unset (Fashion-MNIST's 60,000;
-# sweep.training.data's synthetic default); an IDX folder's size is not known without it.
-_SOURCE_SIZES = {"keras": 60000, "synthetic": 3000}
-
-
-def validation_size(user: dict, config: dict | None) -> tuple[int | None, str]:
-    """(validation images, how the number is known): stored at creation, or, for a study
-    created before that attr existed, estimated from data.limit x data.validation_fraction."""
-    stored = user.get(attrs.NUM_VALIDATION)
-    if isinstance(stored, int) and stored > 0:
-        return stored, "stored"
-    data = (config or {}).get("data") or {}
-    size = data.get("limit") or _SOURCE_SIZES.get(data.get("source"))
-    fraction = data.get("validation_fraction")
-    if size and isinstance(fraction, (int, float)) and 0 < fraction < 1:
-        # The split takes round(fraction * n) of each class: within a few images of this.
-        return int(round(size * fraction)), "estimated from data.limit and data.validation_fraction"
-    return None, "unknown"
 
 
 def trials_frame(

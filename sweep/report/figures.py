@@ -1,4 +1,5 @@
-"""The report's figures, drawn from ``ReportData`` with matplotlib's object API (Agg).
+"""The report's figures, drawn from ``ReportData`` with matplotlib's object API (Agg);
+the per-epoch and per-step curves are in ``curve_figures``, shared helpers in ``plotting``.
 
 Each ``draw_*`` returns a matplotlib ``Figure`` or None when the study has nothing to
 show yet (say, no complete trial). ``render`` turns them into PNG bytes. No pyplot:
@@ -7,85 +8,20 @@ figures are not registered globally, so nothing leaks between reports.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from sweep.search.lr_finder_plot import draw_lr_finder
 from sweep.report import stats
+from sweep.report.curve_figures import draw_intermediate, draw_top_epochs, draw_top_lr_curves
 from sweep.report.data import ReportData
+from sweep.report.plotting import (BEST_COLOR, WIDE, Image, color, focus_ylim, metric_label, note_hidden,
+                                   render, time_axis)
+from sweep.search.lr_finder_plot import draw_lr_finder
 
-DPI = 100
-WIDE = (10, 4.2)
-SCHEDULE_COLORS = {"constant": "#1f77b4", "exponential": "#ff7f0e", "step": "#2ca02c",
-                   "cosine": "#d62728", "linear": "#9467bd"}
-PRUNED_COLOR, DIVERGED_COLOR, BEST_COLOR = "#e377c2", "#8c564b", "#111111"
-LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1))]
-MARKERS = ["o", "s", "^", "D", "v"]
-
-
-@dataclass(frozen=True)
-class Image:
-    """One figure: ``figures/<name>.png`` and its caption."""
-
-    name: str
-    caption: str
-    png: bytes
-
-
-def render(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
-
-
-def color(schedule: str) -> str:
-    return SCHEDULE_COLORS.get(schedule, "#7f7f7f")
-
-
-def trial_label(row) -> str:
-    return f"#{int(row['number'])} {row['schedule']} {row['initial_lr']:.2g}"
-
-
-def metric_label(data: ReportData) -> str:
-    return data.metric.replace("_", " ")
-
-
-def focus_ylim(ax, values: np.ndarray, direction: str) -> int:
-    """Zoom the y axis on the better 90% of ``values`` (a few awful trials would squash the
-    rest into a line); return how many values fall outside."""
-    values = values[np.isfinite(values)]
-    if len(values) < 5:
-        return 0
-    lo, hi = np.percentile(values, [10, 100]) if direction == "maximize" else np.percentile(values, [0, 90])
-    margin = 0.08 * (hi - lo) or 0.01
-    lo, hi = lo - margin, hi + margin
-    ax.set_ylim(lo, hi)
-    return int(((values < lo) | (values > hi)).sum())
-
-
-def _note_hidden(ax, hidden: int, where: str) -> None:
-    if hidden:
-        what = "1 worse trial" if hidden == 1 else f"{hidden} worse trials"
-        ax.text(0.99, 0.02 if where == "below" else 0.98, f"{what} {where} the axis",
-                transform=ax.transAxes, ha="right", va="bottom" if where == "below" else "top",
-                fontsize="small", color="0.4")
-
-
-def time_axis(seconds: np.ndarray) -> tuple[np.ndarray, str]:
-    top = float(np.nanmax(seconds)) if len(seconds) else 0.0
-    if top < 120:
-        return seconds, "wall time (s)"
-    if top < 7200:
-        return seconds / 60, "wall time (min)"
-    return seconds / 3600, "wall time (h)"
-
+__all__ = ["FIGURE_NAMES", "FIGURES", "Image", "WIDE", "draw_all", "render", "time_axis"]
 
 def draw_best_so_far(data: ReportData) -> Figure | None:
     if data.best_by_number.empty:
@@ -104,7 +40,7 @@ def draw_best_so_far(data: ReportData) -> Figure | None:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
     hidden = focus_ylim(axes[0], data.best_by_number["value"].to_numpy(dtype=float), data.direction)
-    _note_hidden(axes[1], hidden, "below" if data.direction == "maximize" else "above")
+    note_hidden(axes[1], hidden, "below" if data.direction == "maximize" else "above")
     axes[0].set_ylabel(metric_label(data))
     axes[0].legend(loc="lower right" if data.direction == "maximize" else "upper right", fontsize="small")
     fig.suptitle("Best so far, by trial and by wall time")
@@ -169,57 +105,17 @@ def draw_schedules(data: ReportData) -> Figure | None:
     labels = [f"{r.schedule}\n{r.complete} complete, {r.pruned_share:.0%} pruned" for r in table.itertuples()]
     ax.set_xticks(positions, labels)
     hidden = focus_ylim(ax, done["value"].to_numpy(dtype=float), data.direction)
-    _note_hidden(ax, hidden, "below" if data.direction == "maximize" else "above")
+    note_hidden(ax, hidden, "below" if data.direction == "maximize" else "above")
     ax.set_ylabel(metric_label(data))
     ax.grid(True, axis="y", alpha=0.3)
     ax.set_title(f"{metric_label(data)} of complete trials per schedule type (best first)")
     return fig
 
 
-def draw_top_epochs(data: ReportData) -> Figure | None:
-    if not data.top_accuracy:
-        return None
-    fig = Figure(figsize=WIDE, layout="constrained")
-    ax = fig.subplots()
-    for i, (_, row) in enumerate(data.top.iterrows()):
-        curve = data.top_accuracy.get(int(row["number"]))
-        if curve is not None:  # the style tells trials of the same schedule (same colour) apart
-            ax.plot(curve[0], curve[1], marker=MARKERS[i % len(MARKERS)], markersize=4, color=color(row["schedule"]),
-                    linestyle=LINESTYLES[i % len(LINESTYLES)], label=trial_label(row))
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("val accuracy")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", loc="lower right")
-    ax.set_title(f"Validation accuracy per epoch of the top {len(data.top)} trials")
-    return fig
-
-
-def draw_top_lr_curves(data: ReportData) -> Figure | None:
-    if not data.lr_curves:
-        return None
-    fig = Figure(figsize=WIDE, layout="constrained")
-    ax = fig.subplots()
-    for i, (_, row) in enumerate(data.top.iterrows()):
-        curve = data.lr_curves.get(int(row["number"]))
-        if curve is not None:
-            x, lr = curve
-            keep = lr > 0  # warm-up starts at 0, which a log axis cannot show
-            ax.plot(x[keep], lr[keep], color=color(row["schedule"]), linestyle=LINESTYLES[i % len(LINESTYLES)],
-                    linewidth=1.6, label=trial_label(row))
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch" if data.steps_per_epoch else "optimizer step")
-    ax.set_ylabel("learning rate")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize="small", loc="lower left")
-    ax.set_title(f"Learning rate over training of the top {len(data.lr_curves)} trials")
-    return fig
-
-
 def draw_lr_finder_figure(data: ReportData) -> Figure | None:
     if not data.lr_finder or not data.lr_finder.get("lrs"):
         return None
-    fig = Figure(figsize=(8, 4.2), layout="constrained")
+    fig = Figure(figsize=WIDE, layout="constrained")
     draw_lr_finder(fig.subplots(), data.lr_finder)
     return fig
 
@@ -237,51 +133,6 @@ def draw_importances(data: ReportData) -> Figure | None:
     return fig
 
 
-def draw_intermediate(data: ReportData) -> Figure | None:
-    if not data.curves:
-        return None
-    fig = Figure(figsize=WIDE, layout="constrained")
-    ax = fig.subplots()
-    states = data.trials.set_index("number")[["state", "prune_reason"]]
-    groups: dict[str, list[np.ndarray]] = {"COMPLETE": [], "pruned": [], "diverged": [], "other": []}
-    ends: dict[str, list[tuple[float, float]]] = {"pruned": [], "diverged": []}
-    for number, (epochs, values) in data.curves.items():
-        if number not in states.index:
-            continue
-        state, reason = states.loc[number]
-        if state == "PRUNED":  # a reason written by another client or version counts as pruned
-            kind = reason if reason in ends else "pruned"
-        else:
-            kind = state if state == "COMPLETE" else "other"
-        finite = np.isfinite(values)
-        if finite.any():
-            groups[kind].append(np.column_stack([epochs[finite], values[finite]]))
-            if kind in ends:
-                ends[kind].append((epochs[finite][-1], values[finite][-1]))
-    style = {"COMPLETE": ("#4c72b0", 0.35, "complete"), "pruned": (PRUNED_COLOR, 0.6, "pruned"),
-             "diverged": (DIVERGED_COLOR, 0.6, "diverged"), "other": ("0.5", 0.5, "running / failed")}
-    handles = []
-    for kind, segments in groups.items():
-        if segments:
-            line_color, alpha, label = style[kind]
-            ax.add_collection(LineCollection(segments, colors=line_color, alpha=alpha, linewidths=1))
-            handles.append(Line2D([], [], color=line_color, label=f"{label} ({len(segments)})"))
-    ax.autoscale_view()
-    focus_ylim(ax, np.concatenate([v for _, v in data.curves.values()]), data.direction)
-    low, high = ax.get_ylim()
-    for kind, points in ends.items():
-        if points:  # clamped onto the axis edge when the value lies beyond it
-            x, y = zip(*points)
-            ax.scatter(x, np.clip(y, low, high), marker="x", color=style[kind][0], s=22, zorder=3, clip_on=False)
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(metric_label(data))
-    ax.grid(True, alpha=0.3)
-    ax.legend(handles=handles, fontsize="small", loc="lower right" if data.direction == "maximize" else "upper right")
-    ax.set_title("Per-epoch values of every trial (x: where a trial was stopped)")
-    return fig
-
-
 FIGURES: list[tuple[str, str, Callable[[ReportData], Figure | None]]] = [
     ("best_so_far", "Best value so far against trial number and against wall time.", draw_best_so_far),
     ("lr_vs_value", "Each trial's value against its initial learning rate, coloured by schedule type, "
@@ -292,7 +143,8 @@ FIGURES: list[tuple[str, str, Callable[[ReportData], Figure | None]]] = [
                       "(computed from its parameters with the training schedule formulas).", draw_top_lr_curves),
     ("lr_finder", "The LR range test run before the study: loss against learning rate.", draw_lr_finder_figure),
     ("importances", "How much each parameter decides whether a trial lands among the best.", draw_importances),
-    ("intermediate", "Per-epoch values of every trial; pruned and diverged trials end in an x.", draw_intermediate),
+    ("intermediate", "Per-epoch values of every trial, coloured by schedule type; pruned trials dashed and "
+                     "ending in an x, diverged ones dotted; the top trials labelled #n.", draw_intermediate),
 ]
 FIGURE_NAMES = [name for name, _, _ in FIGURES]
 

@@ -131,12 +131,37 @@ def _importances(data: ReportData) -> list[Finding]:
 
 
 def _evaluations(data: ReportData) -> list[Finding]:
-    scored = [e for e in data.evaluations if _finite(e.get("test_accuracy"))]
+    scored = [e for e in data.evaluations if _finite(e.get("mean"))]
     if not scored:
         return []
-    best = max(scored, key=lambda e: e["test_accuracy"])
-    return [Finding(f"On the test split, the best of {_count(len(scored), 'retrained configuration')} is trial "
-                    f"#{best.get('trial')} with test accuracy {best['test_accuracy']:.4f}.")]
+    runs = sum(len(e.get("runs") or []) for e in scored)
+    best = max(scored, key=lambda e: e["mean"])
+    sd = f" ± {best['sd']:.4f} (sd)" if _finite(best.get("sd")) else ""
+    out = [Finding(f"On the test split ({_count(runs, 'retraining')} of {_count(len(scored), 'configuration')}), "
+                   f"the best mean is trial #{best.get('trial')}'s test accuracy {best['mean']:.4f}{sd}.")]
+    ranks = stats.evaluation_ranks(data.trials, data.evaluations, data.direction)
+    if len(ranks) > 1:
+        flipped = sorted((v, t, n) for n, (v, t) in ranks.items() if v != t)
+        if not flipped:
+            out.append(Finding(f"The validation ranking holds on the test split: the {len(ranks)} evaluated "
+                               "configurations rank in the same order by mean test accuracy."))
+        else:
+            first = min(ranks, key=lambda n: ranks[n][0])
+            by_number = {e["trial"]: e for e in scored}
+            moves = ", ".join(f"#{n} ({ordinal(v)} on validation, {ordinal(t)} on test)" for v, t, n in flipped)
+            text = f"The validation ranking does not hold on the test split: {moves}."
+            winner = min(ranks, key=lambda n: ranks[n][1])
+            a, b = by_number[first], by_number[winner]
+            if _finite(a.get("sd")) and _finite(b.get("sd")):
+                se = math.sqrt(a["sd"] ** 2 / len(a["runs"]) + b["sd"] ** 2 / len(b["runs"]))
+                gap = b["mean"] - a["mean"]
+                verdict = "more than" if gap > 1.96 * se else "within"
+                text += (f" #{winner} leads #{first} by {gap:.4f}, {verdict} the 95% seed noise of the means "
+                         f"(±{1.96 * se:.4f}).")
+            else:
+                text += " With one run each the seed noise is unknown; '--repeats 3' measures it."
+            out.append(Finding(text))
+    return out
 
 
 def _finite(value: Any) -> bool:

@@ -20,7 +20,8 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 
        padding: 1.5rem; color: #1a1a1a; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: .3rem; }
 h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .25rem; }
-table { border-collapse: collapse; margin: .8rem 0; font-size: .92rem; }
+div.scroll { overflow-x: auto; max-width: 100%; margin: .8rem 0; }
+table { border-collapse: collapse; font-size: .92rem; }
 th, td { padding: .28rem .65rem; border-bottom: 1px solid #e4e4e4; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -35,6 +36,12 @@ figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .88rem; }
 pre { background: #f7f7f7; padding: .8rem; overflow-x: auto; font-size: .85rem; }
 footer { margin-top: 3rem; color: #777; font-size: .8rem; }
+@media (max-width: 600px) {
+  body { padding: .8rem; } table { font-size: .82rem; } th, td { padding: .22rem .45rem; }
+  /* A 1000-pixel figure squeezed to a phone's width has unreadable labels: keep it at
+     least 700 pixels wide and let it scroll sideways in its box, like the tables. */
+  figure { overflow-x: auto; } figure img { min-width: 700px; }
+}
 """
 
 
@@ -61,7 +68,7 @@ def _meta(meta: list[tuple[str, str]]) -> str:
     if not meta:
         return ""
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in meta)
-    return f'<table class="meta">{rows}</table>'
+    return f'<div class="scroll"><table class="meta">{rows}</table></div>'
 
 
 def _block(block: object) -> str:
@@ -91,4 +98,6 @@ def _table(table: Table) -> str:
                         for c in row)
         body.append(f"<tr>{cells}</tr>")
     caption = f"<caption>{esc(table.note)}</caption>" if table.note else ""
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    # Wide tables scroll inside their box (a phone is narrower than the trials table).
+    return (f'<div class="scroll"><table>{caption}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+            "</table></div>")

@@ -55,13 +55,15 @@ def overview_table(data: ReportData) -> Table:
     if finder.get("suggestion"):
         rows.append(["LR finder", f"{finder.get('method', '')} suggestion {fmt_lr(finder['suggestion'])}, "
                                   f"range {fmt_lr(finder.get('lower'))} to {fmt_lr(finder.get('upper'))}, "
-                                  f"{fmt_float(finder.get('seconds'))} s"])
+                                  f"{fmt_float(finder.get('seconds'))} s"
+                                  + (f"; its curve (artifact {finder.get('artifact_id')}) cannot be read here"
+                                     if finder.get("curve_missing") else "")])
     return Table("Overview", ["", ""], rows)
 
 
 def noise_text(data: ReportData) -> str:
     validation = (f"{data.num_validation} validation images" + ("" if data.validation_note == "stored"
-                  else f" ({data.validation_note})")) if data.num_validation else "validation size unknown"
+                  else f", {data.validation_note}")) if data.num_validation else "validation size unknown"
     if data.se == data.se:  # not NaN
         return (f"standard error {data.se:.3f} per score ({validation}); 95% interval ±{1.96 * data.se:.3f}; "
                 "seed noise comes on top")
@@ -120,17 +122,20 @@ def schedule_importance_table(data: ReportData) -> Table | None:
 
 
 def evaluation_table(data: ReportData) -> Table:
-    values = data.trials.set_index("number")["value"]
+    frame = data.trials.set_index("number")
+    ranks = stats.evaluation_ranks(data.trials, data.evaluations, data.direction)
     rows = []
     for e in data.evaluations:
-        params = e.get("params") or {}
         trial = e.get("trial")
-        rows.append([f"#{trial}", str(params.get("schedule", "")), fmt_lr(params.get("initial_lr")),
-                     fmt_value(values.get(trial)), fmt_value(e.get("test_accuracy")), fmt_value(e.get("test_loss")),
-                     fmt_float(e.get("seconds"))])
+        row = frame.loc[trial] if trial in frame.index else {}
+        validation_rank, test_rank = ranks.get(trial, ("", ""))
+        rows.append([f"#{trial}", str(row.get("schedule", "")), fmt_lr(row.get("initial_lr")),
+                     fmt_value(row.get("value")), str(validation_rank), fmt_value(e.get("mean")),
+                     fmt_value(e.get("sd")), str(len(e.get("runs") or [])), str(test_rank)])
     return Table("Test-split evaluations", ["trial", "schedule", "initial_lr", f"validation {data.metric}",
-                                            "test accuracy", "test loss", "seconds"], rows,
-                 "Retrained on training + validation images by 'sweep evaluate', scored once on the test split.")
+                                            "validation rank", "test accuracy (mean)", "sd", "runs", "test rank"],
+                 rows, "Each configuration retrained from scratch on training + validation images by 'sweep "
+                       "evaluate' (one run per seed) and scored once on the test split; ranks among the evaluated.")
 
 
 def study_document(data: ReportData, found: list[Finding], images: dict[str, Image],

@@ -148,3 +148,13 @@ def pruning_savings(frame: pd.DataFrame, epochs: int | None) -> PruningSavings:
     saved = int((epochs - run).clip(lower=0).sum()) if epochs else 0
     return PruningSavings(finished, len(stopped) - diverged, diverged, int(run.sum()), saved,
                           finished * epochs if epochs else 0)
+
+
+def evaluation_ranks(trials: pd.DataFrame, evaluations: list[dict], direction: str) -> dict[int, tuple[int, int]]:
+    """{trial: (rank by validation value, rank by mean test accuracy)} of the evaluated trials."""
+    values = trials.set_index("number")["value"]
+    scored = [e for e in evaluations if e.get("trial") in values.index]
+    sign = -1 if direction == "maximize" else 1
+    by_validation = sorted(scored, key=lambda e: (sign * values[e["trial"]], e["trial"]))
+    by_test = sorted(scored, key=lambda e: (-e["mean"], e["trial"]))
+    return {e["trial"]: (by_validation.index(e) + 1, by_test.index(e) + 1) for e in scored}

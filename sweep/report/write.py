@@ -46,7 +46,8 @@ def write_report(study: optuna.Study, out_dir: Path, *, storage_url: str = "") -
     _write_figures(out_dir, images, FIGURE_NAMES)
     _write(out_dir / "trials.csv", trials_csv(data))
     _write_or_remove(out_dir / "best_config.yaml", best_config)
-    _write_or_remove(out_dir / "lr_finder.json", lr_finder_json(data.lr_finder))
+    curve = None if (data.lr_finder or {}).get("curve_missing") else data.lr_finder  # GUIDE §1 keys or nothing
+    _write_or_remove(out_dir / "lr_finder.json", lr_finder_json(curve))
     _write(out_dir / "report.md", render_markdown(document))
     index = out_dir / "index.html"
     _write(index, render_html(document))

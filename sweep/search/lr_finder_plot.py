@@ -18,14 +18,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 _RAW_STYLE = {"color": "0.7", "linewidth": 0.8, "label": "batch loss"}
 _SMOOTH_STYLE = {"color": "C0", "linewidth": 1.6, "label": "smoothed"}
 _BOUNDS_COLOR = "C2"
-_SUGGESTION_COLOR = "C3"
+# One colour and line style per rule, the same whichever rule the study chose (the chosen
+# one is drawn thicker and named first in the legend).
+_RULE_STYLES = {"steep": ("C3", "--"), "valley": ("C1", "-."), "minimum": ("C4", ":")}
+_RULE_LABELS = {"steep": "steep (steepest descent)", "valley": "valley (middle of the longest descent)",
+                "minimum": "minimum (lowest loss / 10)"}
 
 
 def draw_lr_finder(ax: Any, result: dict) -> None:
     """Draw ``result`` (a range test's dict) on ``ax``.
 
     The raw per-batch loss in grey, the smoothed loss (``smoothed`` key, when present)
-    on top, the suggested LR as a red line and the range ``[lower, upper]`` shaded.
+    on top, the range ``[lower, upper]`` shaded, and each rule's suggestion in its own
+    colour and line style (the rule the study used thicker); for the minimum rule, the
+    lowest smoothed loss it divides by 10 is marked too. The legend sits beside the axes.
     The y axis is cut a little above the starting loss so divergence does not flatten
     the interesting part of the curve.
     """
@@ -42,14 +48,23 @@ def draw_lr_finder(ax: Any, result: dict) -> None:
     if _positive(lower) and _positive(upper) and lower < upper:
         ax.axvspan(lower, upper, color=_BOUNDS_COLOR, alpha=0.12,
                    label=f"bounds [{lower:.2g}, {upper:.2g}]")
-    suggestion = result.get("suggestion")
-    if _positive(suggestion):
-        method = result.get("method") or "suggestion"
-        ax.axvline(suggestion, color=_SUGGESTION_COLOR, linestyle="--", linewidth=1.2,
-                   label=f"{method}: {suggestion:.2g}")
-    for name, value in sorted((result.get("suggestions") or {}).items()):
-        if name != result.get("method") and _positive(value):
-            ax.axvline(value, color="0.4", linestyle=":", linewidth=0.9, label=f"{name}: {value:.2g}")
+    chosen = result.get("method")
+    rules = dict(result.get("suggestions") or {})
+    if _positive(result.get("suggestion")) and chosen:
+        rules[chosen] = result["suggestion"]
+    for name in sorted(rules, key=lambda n: (n != chosen, n)):
+        value = rules[name]
+        if not _positive(value):
+            continue
+        colour, linestyle = _RULE_STYLES.get(name, ("0.4", "-"))
+        label = f"{_RULE_LABELS.get(name, name)}: {value:.2g}" + (" (used)" if name == chosen else "")
+        ax.axvline(value, color=colour, linestyle=linestyle, linewidth=1.8 if name == chosen else 1.1, label=label)
+    if _positive(rules.get("minimum")) and len(smoothed) == len(lrs):
+        finite = [(s, lr) for s, lr in zip(smoothed, lrs) if math.isfinite(s)]
+        if finite:  # the point the minimum rule divides by 10
+            low_loss, low_lr = min(finite)
+            ax.plot([low_lr], [low_loss], marker="v", color=_RULE_STYLES["minimum"][0], linestyle="none",
+                    label=f"lowest smoothed loss at {low_lr:.2g}")
 
     ylim = _y_limits(smoothed if len(smoothed) == len(lrs) else losses, losses)
     if ylim is not None:
@@ -58,18 +73,17 @@ def draw_lr_finder(ax: Any, result: dict) -> None:
     ax.set_ylabel("training loss")
     ax.set_title("LR range test")
     ax.grid(True, which="major", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", fontsize="small")
+    if ax.get_legend_handles_labels()[0]:  # beside the axes: the curve fills the whole plot
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0)
 
 
 def save_lr_finder_png(result: dict, path: str | Path) -> Path:
     """Draw ``result`` into a PNG at ``path`` (parent folders created) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(10, 4.2), layout="constrained")
     try:
         draw_lr_finder(ax, result)
-        fig.tight_layout()
         fig.savefig(path, dpi=120)
     finally:
         plt.close(fig)

@@ -20,9 +20,11 @@ import json
 import logging
 import re
 import shutil
+import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+import optuna
 from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial
@@ -92,6 +94,40 @@ def remove_checkpoints(store, trials: list[FrozenTrial]) -> int:
             if key.startswith(_UPLOAD_ATTR_PREFIX) and CHECKPOINT_FILE.fullmatch(json.loads(value).get("filename", "")):
                 ids.add(key[len(_UPLOAD_ATTR_PREFIX):])
     return sum(remove_artifact(store, artifact_id) for artifact_id in ids)
+
+
+def upload_json(study: optuna.Study, filename: str, payload: Any, location: str | None = None) -> str:
+    """Store ``payload`` as the JSON file ``filename`` among the study's artifacts; return its id.
+
+    ``optuna.artifacts.download_artifact(artifact_store=..., artifact_id=..., file_path=...)``
+    brings it back; optuna-dashboard lists it as a downloadable artifact of the study.
+    """
+    store = open_artifact_store(study.study_name, location)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / filename
+        path.write_text(json.dumps(payload), encoding="utf-8")
+        return optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study,
+                                                mimetype="application/json", encoding="utf-8")
+
+
+def download_json(study_name: str, artifact_id: str, location: str | None = None) -> Any | None:
+    """The JSON artifact ``artifact_id`` of ``study_name``, or None when it cannot be read here
+    (another machine's local store, a deleted folder, a damaged file)."""
+    if location is not None and location.startswith(S3_SCHEME):
+        store, path = open_artifact_store(study_name, location), location
+    else:
+        path = _folder(study_name, location)
+        if not path.is_dir():  # reading must not create folders
+            return None
+        store = FileSystemArtifactStore(path)
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "artifact.json"
+        try:
+            optuna.artifacts.download_artifact(artifact_store=store, file_path=str(target), artifact_id=artifact_id)
+            return json.loads(target.read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError, ArtifactNotFound) as exc:
+            log.warning("artifact %s of study %s cannot be read from %s: %s", artifact_id, study_name, path, exc)
+            return None
 
 
 def split_s3_location(location: str) -> tuple[str, str]:

@@ -38,10 +38,11 @@ MUTABLE_FIELDS = frozenset(
 # The range test runs once, when the study is created; its stored result and prior are
 # what the study uses from then on, so later lr_finder settings cannot change it.
 CREATION_ONLY_PREFIX = "lr_finder."
+LR_FINDER_ARTIFACT = "lr_finder.json"
 
 
 def stored_config(study: optuna.Study) -> Config:
-    raw = study.user_attrs.get(attrs.CONFIG)
+    raw = attrs.read_config(study.user_attrs)
     if raw is None:
         raise StudyError(
             f"study {study.study_name!r} has no sweep config: it was not created by sweep, or its creation "
@@ -60,6 +61,12 @@ def storable_config(config: Config) -> dict[str, Any]:
     if raw["study"]["storage"]:
         raw["study"]["storage"] = mask_url(raw["study"]["storage"])
     return raw
+
+
+def store_config(study: optuna.Study, config: Config) -> None:
+    """Store ``config`` in the study, split so that each attr stays under 1,024 characters."""
+    for key, value in attrs.split_config(storable_config(config)).items():
+        study.set_user_attr(key, value)
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -140,7 +147,7 @@ def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None
         from sweep.training.data import load_dataset
 
         study.set_user_attr(attrs.NUM_TRAIN, load_dataset(config.data, config.study.seed, config.study.code_dir).num_train)
-    study.set_user_attr(attrs.CONFIG, storable_config(config))
+    store_config(study, config)
     if old.search != config.search:
         from sweep.search.prior import plan_prior
 
@@ -211,12 +218,12 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
     study.set_user_attr(attrs.NUM_VALIDATION, len(data.y_val))
     study.set_user_attr(attrs.SEARCH_SPACE, space)
     if lr_result is not None:
-        study.set_user_attr(attrs.LR_FINDER, lr_result)
+        study.set_user_attr(attrs.LR_FINDER, lr_finder_summary(study, lr_result, artifact_location(config)))
     if prior is not None:
         study.set_user_attr(attrs.PRIOR, prior)
     for params in seeds:
         study.enqueue_trial(clip_params(params, space), user_attrs={attrs.SEEDED_BY_PRIOR: True})
-    study.set_user_attr(attrs.CONFIG, storable_config(config))  # last: marks the study complete
+    store_config(study, config)  # last: marks the study complete
     log.info("created study %s in %s (%d seed trials from the prior)", config.study.name, mask_url(storage_url),
              len(seeds))
     return study
@@ -259,6 +266,29 @@ def _remove_leftover_checkpoints(config: Config) -> None:
     if clear_artifact_folder(name, location) or legacy:
         log.warning("study %s is new: removed the checkpoints a previous study of that name left in %s", name,
                     location or checkpoints_dir(name))
+
+
+# What the study attr keeps of a range test: everything but the curves (lrs, losses,
+# smoothed: about 6 KB at 100 steps), which go to the artifact store. Under 400 characters.
+LR_FINDER_SUMMARY_KEYS = ("method", "suggestion", "lower", "upper", "seconds", "suggestions", "num_steps",
+                          "diverged_at", "batch_size", "seed")
+
+
+def artifact_location(config: Config) -> str | None:
+    """Where the study's artifacts live: ``study.checkpoint_store`` when the config has it."""
+    return getattr(config.study, "checkpoint_store", None)
+
+
+def lr_finder_summary(study: optuna.Study, lr_result: dict[str, Any], location: str | None) -> dict[str, Any]:
+    """The range test's short summary for the ``LR_FINDER`` attr, its curve uploaded as the
+    study artifact ``lr_finder.json`` (``artifact_id``): optuna-dashboard and Optuna's CLI
+    cut or widen rows on long attrs, and cut every attr at 1,024 characters."""
+    from sweep.storage.artifacts import upload_json
+
+    summary = {key: lr_result[key] for key in LR_FINDER_SUMMARY_KEYS if key in lr_result}
+    summary["artifact_id"] = upload_json(study, LR_FINDER_ARTIFACT, lr_result, location)
+    summary["artifact"] = LR_FINDER_ARTIFACT
+    return summary
 
 
 def package_versions() -> dict[str, str]:

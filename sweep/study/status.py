@@ -86,7 +86,7 @@ def study_detail(name: str, storage_url: str | None = None) -> str:
     counts = count_states(study)
     total = int(study.user_attrs.get(attrs.N_TRIALS, 0))
     finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-    metric = study.user_attrs.get(attrs.CONFIG, {}).get("study", {}).get("metric", "value")
+    metric = (attrs.read_config(study.user_attrs) or {}).get("study", {}).get("metric", "value")
     lines = [
         f"study {name}: {finished}/{total} trials finished "
         f"({counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned), "

@@ -137,7 +137,7 @@ def test_best_config_yaml_holds_the_config_and_the_best_params(study, report_dir
     raw = yaml.safe_load(path.read_text())
     assert parse_params(str(path)).to_dict() == study.best_params
     config = config_from_dict({k: v for k, v in raw.items() if k != "params"})
-    assert config.to_dict() == study.user_attrs[attrs.CONFIG]
+    assert config.to_dict() == attrs.read_config(study.user_attrs)
     assert f"--seed {study.best_trial.user_attrs[attrs.SEED]}" in path.read_text()
 
 

@@ -39,7 +39,8 @@ MARKERS = ["<script>alert(1)</script>", "onerror=alert(2)>", "[click](javascript
            "**bold** _em_ `code` ~~strike~~", "&lt;b&gt;pre-escaped"]  # must read as text, verbatim
 
 PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "section", "table", "caption", "thead",
-             "tbody", "tr", "th", "td", "ul", "li", "p", "pre", "code", "a", "figure", "img", "figcaption", "footer"}
+             "tbody", "tr", "th", "td", "ul", "li", "p", "pre", "code", "a", "figure", "img", "figcaption", "footer",
+             "div"}  # div: the box a wide table scrolls in
 MARKDOWN_TAGS = {"h1", "h2", "p", "ul", "li", "strong", "em", "table", "thead", "tbody", "tr", "th", "td", "pre",
                  "code", "a", "img"}
 
