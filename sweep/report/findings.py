@@ -149,7 +149,11 @@ def _evaluations(data: ReportData) -> list[Finding]:
             first = min(ranks, key=lambda n: ranks[n][0])
             by_number = {e["trial"]: e for e in scored}
             moves = ", ".join(f"#{n} ({ordinal(v)} on validation, {ordinal(t)} on test)" for v, t, n in flipped)
-            text = f"The validation ranking does not hold on the test split: {moves}."
+            values = data.trials.set_index("number")["value"]
+            if len({float(values[n]) for _, _, n in flipped}) == 1:  # reordered only among equal validation scores
+                text = f"The test split orders configurations that tie on validation: {moves}."
+            else:
+                text = f"The validation ranking does not hold on the test split: {moves}."
             winner = min(ranks, key=lambda n: ranks[n][1])
             a, b = by_number[first], by_number[winner]
             if _finite(a.get("sd")) and _finite(b.get("sd")):

@@ -141,3 +141,14 @@ def test_the_best_trials_learning_curve_is_stated():
     assert any("within one standard error" in t for t in texts(flat))
     rising = make_study([("cosine", 3e-3, 0.8733), ("cosine", 1e-3, 0.80)])
     assert any("best at its last epoch (4 of 4)" in t for t in texts(rising))
+
+
+def test_a_test_split_order_among_validation_ties_is_not_called_a_broken_ranking():
+    study = make_study([("cosine", 1e-3, 0.856), ("exponential", 2e-3, 0.856)])
+    for trial, mean in ((0, 0.829), (1, 0.837)):
+        study.set_user_attr(f"{attrs.EVALUATION_PREFIX}{trial}",
+                            {"trial": trial, "mean": mean, "sd": 0.006, "runs": [[trial, mean, 0.5, 1.0]] * 3})
+    found = texts(study)
+    assert any("orders configurations that tie on validation" in t and "#1 (2nd on validation, 1st on test)" in t
+               and "within the 95% seed noise" in t for t in found)
+    assert not any("does not hold" in t for t in found)
