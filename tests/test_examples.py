@@ -50,7 +50,8 @@ def test_an_example_config_runs_a_study_with_its_own_model(tmp_path, monkeypatch
     assert all(t.state == optuna.trial.TrialState.COMPLETE and 0.0 <= t.value <= 1.0 for t in study.trials)
     assert (tmp_path / "results" / name / "index.html").exists()
     assert main(["evaluate", name]) == 0
-    evaluations = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/studies/{name}.db").user_attrs[
-        attrs.EVALUATIONS]
+    stored = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/studies/{name}.db").user_attrs
+    evaluations = [v for k, v in stored.items() if k.startswith(attrs.EVALUATION_PREFIX)]
     assert len(evaluations) == 1 and evaluations[0]["trial"] == study.best_trial.number
-    assert 0.0 <= evaluations[0]["test_accuracy"] <= 1.0 and evaluations[0]["test_loss"] > 0
+    (seed, accuracy, loss, _), = evaluations[0]["runs"]
+    assert 0.0 <= accuracy <= 1.0 and loss > 0
