@@ -20,10 +20,8 @@ from tests.training.test_data import write_idx
 
 
 @pytest.fixture
-def study(tiny_config, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    raw = tiny_config.to_dict()
-    raw["lr_finder"]["enabled"] = False
+def study(study_raw, tmp_path):
+    raw = study_raw
     raw["study"]["n_trials"] = 1
     return open_study(config_from_dict(raw), f"sqlite:///{tmp_path}/s.db")
 

@@ -15,13 +15,9 @@ from sweep.study.setup import config_differences, open_study
 
 
 @pytest.fixture
-def study_config(tiny_config, tmp_path, monkeypatch):
-    """The tiny config without the range test, run inside tmp_path (studies/ lands there)."""
-    monkeypatch.chdir(tmp_path)
-    raw = tiny_config.to_dict()
-    raw["lr_finder"]["enabled"] = False
-    raw["study"]["n_trials"] = 3
-    return raw
+def study_config(study_raw):
+    study_raw["study"]["n_trials"] = 3
+    return study_raw
 
 
 def _url(tmp_path):
