@@ -96,11 +96,14 @@ def _only_study(db: Path):
 
 
 def _sweep_extras(db: Path) -> dict:
+    from sweep.storage.records import read_config, study_attrs
+
     study = _only_study(db)
-    finder = study.user_attrs.get("sweep:lr_finder") or {}
-    prior = study.user_attrs.get("sweep:prior") or {}
+    records = study_attrs(study)
+    finder = records.get("sweep:lr_finder") or {}
+    prior = records.get("sweep:prior") or {}
     return {"range_test_s": finder.get("seconds"), "suggestion": prior.get("suggestion"),
-            "config": study.user_attrs.get("sweep:config")}
+            "config": read_config(study)}
 
 
 # --- the children ---------------------------------------------------------------------------

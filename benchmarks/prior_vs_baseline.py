@@ -80,8 +80,11 @@ def run_arm(workdir: Path, config: Path, arm: str, overrides: list[str], seed: i
     finished = sorted((t for t in study.trials if t.state.is_finished() and t.state.name in ("COMPLETE", "PRUNED")),
                       key=lambda t: t.number)
     scores = [trial_score(t) for t in finished]
-    lr_finder = study.user_attrs.get("sweep:lr_finder") or {}
-    prior = study.user_attrs.get("sweep:prior") or {}
+    from sweep.storage.records import study_attrs
+
+    records = study_attrs(study)
+    lr_finder = records.get("sweep:lr_finder") or {}
+    prior = records.get("sweep:prior") or {}
     return {
         "arm": arm, "seed": seed, "seconds": seconds, "scores": scores,
         "params": [t.params for t in finished],

@@ -3,40 +3,42 @@
 A sweep study is a plain Optuna study (Optuna's CLI and optuna-dashboard read it
 as-is). On top of Optuna's own columns it keeps:
 
-Study user attrs
-- ``CONFIG``: the resolved config, ``Config.to_dict()``, less the sections in
-  ``CONFIG_EXTRA`` (``search`` and ``lr_finder``), which keep one attr under 1,024
-  characters (optuna-dashboard cuts longer ones): ``store_config``/``read_config`` split and
-  join it; older studies hold the whole config in ``CONFIG``. Written last at creation:
-  its presence marks a complete study.
+Study records (``sweep.storage.records``: the ``SHOWN`` ones are study user attrs, which
+``optuna studies`` and optuna-dashboard show, each under 1,024 characters serialized; the
+rest are study system attrs, out of those rows; studies made before that split hold them
+all in user attrs, and readers take both)
+- ``CONFIG``: the resolved config, ``Config.to_dict()`` (``study.storage`` password
+  masked). Written last at creation: its presence marks a complete study. Older studies
+  split it into ``CONFIG`` and ``CONFIG_EXTRA`` (the ``search`` and ``lr_finder``
+  sections) user attrs; ``read_config`` joins them.
 - ``SEARCH_SPACE``: the search ranges the study uses from creation on:
   ``{"initial_lr": {"low", "high"}, "schedules": [...], "decay_rate": {...},
   "decay_steps": {...}, "warmup_fraction": {...}}`` (initial_lr narrowed by the prior).
-- ``LR_FINDER``: the range test's summary (method, suggestion, lower, upper, seconds,
-  suggestions, num_steps, diverged_at, batch_size, seed) and ``artifact_id``: its full
-  result with the curves (GUIDE §1 keys plus smoothed) is the study artifact
+- ``LR_FINDER`` (shown): the range test's summary (method, suggestion, lower, upper,
+  seconds, suggestions, num_steps, diverged_at, batch_size, seed) and ``artifact_id``: its
+  full result with the curves (GUIDE §1 keys plus smoothed) is the study artifact
   ``lr_finder.json`` (``sweep.storage.artifacts``). Studies made before that change hold
   the whole result here (``lrs`` and ``losses`` keys). Absent when ``lr_finder.enabled``
-  is false. Every study user attr stays under 1,024 characters serialized (optuna-dashboard
-  cuts longer ones).
+  is false.
 - ``PRIOR``: how the prior was applied: ``{"suggestion", "config_range": [lo, hi],
   "narrowed_range": [lo, hi], "seeded": [lr, ...], "sigma_decades"}``.
 - ``VERSIONS``: package versions at creation (python, sweep, keras, optuna, ...).
-- ``N_TRIALS``: the study-wide budget of finished (complete + pruned) trials.
-- ``NUM_TRAIN``: training images per epoch (with batch size and epochs this gives T).
+- ``N_TRIALS`` (shown): the study-wide budget of finished (complete + pruned) trials.
+- ``NUM_TRAIN`` (shown): training images per epoch (with batch size and epochs this gives T).
 - ``CODE``: the user code the config names, by config key: ``{"model.builder": {"entry_point",
   "file", "sha256"}, "data.loader": {...}}`` (empty for the built-in CNN and data); a changed
   file is a search-relevant change on resume.
 - ``MODEL``: the model at creation: ``{"name" (builder or "built-in CNN"), "parameters",
   "input_shape", "num_classes"}``.
-- ``NUM_VALIDATION``: validation images every trial is scored on (sets the noise level
+- ``NUM_VALIDATION`` (shown): validation images every trial is scored on (sets the noise level
   reports quote: a binomial standard error of sqrt(p (1 - p) / n)).
-- ``STUDY_UUID``: a random id given at creation (or at the first reopen of an older
+- ``STUDY_UUID`` (shown): a random id given at creation (or at the first reopen of an older
   study): Optuna's study id and name repeat across storages and re-creations; every
   checkpoint names the study it belongs to by this id.
 - ``EVALUATION_PREFIX + str(n)``: trial n's retrainings by ``sweep evaluate``:
   ``{"trial": n, "mean": a, "sd": s, "runs": [[seed, test_accuracy, test_loss, seconds], ...]}``
-  (compact: one attr per trial stays under 1,024 characters up to 20 runs).
+  (compact: one attr per trial stays under 1,024 characters up to 20 runs, so that a
+  study whose evaluations were stored as user attrs by an older version still shows whole).
 - ``EVALUATIONS``: the older single-run form, ``[{"trial": n, "params": {...},
   "test_accuracy": a, "test_loss": l, "seconds": s}, ...]``; reports still read it.
 
@@ -59,6 +61,7 @@ Trial user attrs
   trained); reports leave such trials out.
 """
 
+PREFIX = "sweep:"  # every study record's name starts with it
 CONFIG = "sweep:config"
 CONFIG_EXTRA = "sweep:config:search"
 _EXTRA_SECTIONS = ("search", "lr_finder")
@@ -93,18 +96,12 @@ CHECKPOINT = "checkpoint"
 SURPLUS = "surplus"
 
 
-def split_config(config: dict) -> dict[str, dict]:
-    """``{attr: value}`` to store ``config`` (a ``Config.to_dict()``) as; ``CONFIG`` last."""
-    extra = {k: v for k, v in config.items() if k in _EXTRA_SECTIONS}
-    main = {k: v for k, v in config.items() if k not in _EXTRA_SECTIONS}
-    return {CONFIG_EXTRA: extra, CONFIG: main} if extra else {CONFIG: main}
-
-
-def read_config(user_attrs: dict) -> dict | None:
-    """The whole stored config dict (joined from ``CONFIG`` and ``CONFIG_EXTRA``), or None."""
-    main = user_attrs.get(CONFIG)
+def read_config(records: dict) -> dict | None:
+    """The whole stored config dict (an older study's ``CONFIG`` and ``CONFIG_EXTRA``
+    joined), or None."""
+    main = records.get(CONFIG)
     if not isinstance(main, dict):
         return None
-    extra = user_attrs.get(CONFIG_EXTRA)
+    extra = records.get(CONFIG_EXTRA)
     return {**main, **extra} if isinstance(extra, dict) else dict(main)
 

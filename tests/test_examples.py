@@ -9,6 +9,7 @@ import pytest
 from sweep import attrs
 from sweep.cli import main
 from sweep.storage.database import make_storage
+from sweep.storage.records import study_attrs
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -41,7 +42,7 @@ def test_an_example_config_runs_a_study_with_its_own_model(tmp_path, monkeypatch
     name = "example-" + config.removesuffix(".yaml").replace("_", "-")
     study = optuna.load_study(study_name=name, storage=make_storage(f"sqlite:///{tmp_path}/studies/{name}.db",
                                                                     create=False))
-    model = study.user_attrs[attrs.MODEL]
+    model = study_attrs(study)[attrs.MODEL]
     assert model == {"name": f"{config.removesuffix('.yaml')}:build", "parameters": parameters,
                      "input_shape": input_shape, "num_classes": 10}
     assert study.user_attrs[attrs.LR_FINDER]["num_steps"] >= 5
@@ -50,7 +51,7 @@ def test_an_example_config_runs_a_study_with_its_own_model(tmp_path, monkeypatch
     assert all(t.state == optuna.trial.TrialState.COMPLETE and 0.0 <= t.value <= 1.0 for t in study.trials)
     assert (tmp_path / "results" / name / "index.html").exists()
     assert main(["evaluate", name]) == 0
-    stored = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/studies/{name}.db").user_attrs
+    stored = study_attrs(optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/studies/{name}.db"))
     evaluations = [v for k, v in stored.items() if k.startswith(attrs.EVALUATION_PREFIX)]
     assert len(evaluations) == 1 and evaluations[0]["trial"] == study.best_trial.number
     (seed, accuracy, loss, _), = evaluations[0]["runs"]

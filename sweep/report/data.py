@@ -21,6 +21,7 @@ from sweep.config import SCHEDULES
 from sweep.report import importance, stats, uncertainty
 from sweep.report.stored import lr_finder_record, stored_evaluations, validation_size
 from sweep.storage.database import mask_url
+from sweep.storage.records import study_attrs
 
 TOP_K = 5
 CSV_COLUMNS = [
@@ -91,7 +92,7 @@ class ReportData:
 
 def collect(study: optuna.Study, storage_url: str = "") -> ReportData:
     """Read ``study`` once and compute everything its report shows."""
-    user = study.user_attrs
+    user = study_attrs(study)
     stored = attrs.read_config(user)
     config = _masked(stored) if stored is not None else None
     section = (config or {}).get

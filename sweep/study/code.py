@@ -19,6 +19,7 @@ import optuna
 from sweep import attrs
 from sweep.config import Config
 from sweep.errors import StudyError
+from sweep.storage.records import set_study_attr, study_attrs
 from sweep.training.entry_points import load_entry_point
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def check_code(study: optuna.Study, config: Config, *, force: bool = False) -> l
     hashes. Returns the differences found (adopted when ``force``).
     """
     current = code_fingerprint(config)
-    stored = study.user_attrs.get(attrs.CODE) or {}
+    stored = study_attrs(study).get(attrs.CODE) or {}
     differences = code_differences(stored, current)
     if differences and not force:
         raise StudyError(
@@ -64,5 +65,5 @@ def check_code(study: optuna.Study, config: Config, *, force: bool = False) -> l
     if differences or set(current) != set(stored):
         if differences:
             log.warning("adopting changed code for study %s (--force): %s", study.study_name, "; ".join(differences))
-        study.set_user_attr(attrs.CODE, current)
+        set_study_attr(study, attrs.CODE, current)
     return differences

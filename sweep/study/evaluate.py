@@ -35,6 +35,7 @@ import optuna
 from sweep import attrs
 from sweep.config import Config, config_from_dict
 from sweep.errors import StudyError
+from sweep.storage.records import read_config, set_study_attr
 from sweep.study.code import check_code
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def attr_key(trial: int) -> str:
 
 
 def study_config(study: optuna.Study) -> Config:
-    raw = attrs.read_config(study.user_attrs)
+    raw = read_config(study)
     if raw is None:
         raise StudyError(f"study {study.study_name!r} has no stored config ({attrs.CONFIG}); "
                          "evaluate works on studies made by 'sweep run'")
@@ -117,7 +118,7 @@ def evaluate_study(study: optuna.Study, top: int = 1, repeats: int = 1, *, worke
     log.info("evaluating %d trial(s) x %d seed(s) in %d process(es)", len(trials), repeats, n_jobs)
     for number, run in _run_jobs(config, jobs, n_jobs):
         evaluations[number].runs.append(run)
-        study.set_user_attr(attr_key(number), evaluations[number].to_attr())  # an interruption keeps it
+        set_study_attr(study, attr_key(number), evaluations[number].to_attr())  # an interruption keeps it
         if on_run is not None:
             on_run(number, run)
     return [evaluations[t.number] for t in trials]

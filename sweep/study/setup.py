@@ -24,6 +24,7 @@ from sweep.errors import ConfigError, StudyError
 from sweep.study.code import check_code, code_fingerprint
 from sweep.search.space import clip_params, space_from_config
 from sweep.storage.database import load_study, make_storage, mask_url, sqlite_path
+from sweep.storage.records import read_config, set_study_attr
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ LR_FINDER_ARTIFACT = "lr_finder.json"
 
 
 def stored_config(study: optuna.Study) -> Config:
-    raw = attrs.read_config(study.user_attrs)
+    raw = read_config(study)
     if raw is None:
         raise StudyError(
             f"study {study.study_name!r} has no sweep config: it was not created by sweep, or its creation "
@@ -64,9 +65,8 @@ def storable_config(config: Config) -> dict[str, Any]:
 
 
 def store_config(study: optuna.Study, config: Config) -> None:
-    """Store ``config`` in the study, split so that each attr stays under 1,024 characters."""
-    for key, value in attrs.split_config(storable_config(config)).items():
-        study.set_user_attr(key, value)
+    """Store ``config`` in the study (a system attr: out of `optuna studies` rows)."""
+    set_study_attr(study, attrs.CONFIG, storable_config(config))
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -107,7 +107,7 @@ def open_study(config: Config, storage_url: str, *, force: bool = False, n_trial
     ensure_study_uuid(study)
     budget = n_trials if n_trials is not None else config.study.n_trials
     if study.user_attrs.get(attrs.N_TRIALS) != budget:
-        study.set_user_attr(attrs.N_TRIALS, budget)
+        set_study_attr(study, attrs.N_TRIALS, budget)
     return study
 
 
@@ -125,7 +125,7 @@ def reopen_study(name: str, storage_url: str | None, *, n_trials: int | None = N
     check_data(study, config)
     ensure_study_uuid(study)
     if n_trials is not None:
-        study.set_user_attr(attrs.N_TRIALS, n_trials)
+        set_study_attr(study, attrs.N_TRIALS, n_trials)
     return study, config
 
 
@@ -146,13 +146,13 @@ def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None
     if old.data != config.data:
         from sweep.training.data import load_dataset
 
-        study.set_user_attr(attrs.NUM_TRAIN, load_dataset(config.data, config.study.seed, config.study.code_dir).num_train)
+        set_study_attr(study, attrs.NUM_TRAIN, load_dataset(config.data, config.study.seed, config.study.code_dir).num_train)
     store_config(study, config)
     if old.search != config.search:
         from sweep.search.prior import plan_prior
 
         space, _, _ = plan_prior(config, space_from_config(config.search), study.user_attrs.get(attrs.LR_FINDER))
-        study.set_user_attr(attrs.SEARCH_SPACE, space)
+        set_study_attr(study, attrs.SEARCH_SPACE, space)
 
 
 def _existing_storage(storage_url: str) -> optuna.storages.BaseStorage | None:
@@ -209,18 +209,15 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
 
     storage = make_storage(storage_url, create=True)
     study = optuna.create_study(study_name=config.study.name, storage=storage, direction=config.study.direction)
-    study.set_user_attr(attrs.STUDY_UUID, uuid.uuid4().hex)
+    set_study_attr(study, attrs.STUDY_UUID, uuid.uuid4().hex)
     _remove_leftover_checkpoints(config)
-    study.set_user_attr(attrs.VERSIONS, package_versions())
-    study.set_user_attr(attrs.NUM_TRAIN, data.num_train)
-    study.set_user_attr(attrs.CODE, code)
-    study.set_user_attr(attrs.MODEL, model_info)
-    study.set_user_attr(attrs.NUM_VALIDATION, len(data.y_val))
-    study.set_user_attr(attrs.SEARCH_SPACE, space)
+    for key, value in ((attrs.VERSIONS, package_versions()), (attrs.NUM_TRAIN, data.num_train), (attrs.CODE, code),
+                       (attrs.MODEL, model_info), (attrs.NUM_VALIDATION, len(data.y_val)), (attrs.SEARCH_SPACE, space)):
+        set_study_attr(study, key, value)
     if lr_result is not None:
-        study.set_user_attr(attrs.LR_FINDER, lr_finder_summary(study, lr_result, artifact_location(config)))
+        set_study_attr(study, attrs.LR_FINDER, lr_finder_summary(study, lr_result, artifact_location(config)))
     if prior is not None:
-        study.set_user_attr(attrs.PRIOR, prior)
+        set_study_attr(study, attrs.PRIOR, prior)
     for params in seeds:
         study.enqueue_trial(clip_params(params, space), user_attrs={attrs.SEEDED_BY_PRIOR: True})
     store_config(study, config)  # last: marks the study complete
@@ -249,7 +246,7 @@ def check_training_set(study: optuna.Study, config: Config, num_train: int) -> N
 def ensure_study_uuid(study: optuna.Study) -> str:
     """The study's ``attrs.STUDY_UUID``, given now to a study made before sweep kept one."""
     if attrs.STUDY_UUID not in study.user_attrs:
-        study.set_user_attr(attrs.STUDY_UUID, uuid.uuid4().hex)
+        set_study_attr(study, attrs.STUDY_UUID, uuid.uuid4().hex)
     return study.user_attrs[attrs.STUDY_UUID]
 
 

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from sweep import attrs
 from sweep.errors import StudyError
 from sweep.storage.database import STUDIES_DIR, make_storage, mask_url, sqlite_path
+from sweep.storage.records import read_config
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def study_detail(name: str, storage_url: str | None = None) -> str:
     counts = count_states(study)
     total = int(study.user_attrs.get(attrs.N_TRIALS, 0))
     finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-    metric = (attrs.read_config(study.user_attrs) or {}).get("study", {}).get("metric", "value")
+    metric = (read_config(study) or {}).get("study", {}).get("metric", "value")
     lines = [
         f"study {name}: {finished}/{total} trials finished "
         f"({counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned), "

@@ -34,6 +34,7 @@ from sweep.config import Config
 from sweep.errors import DISK_FULL_ERRNOS, TrainingError, TrialTakenOver
 from sweep.storage.artifacts import open_artifact_store
 from sweep.storage.database import make_storage, mask_url
+from sweep.storage.records import study_attrs
 from sweep.study.budget import FINISHED, budget, is_surplus
 from sweep.study.recovery import (beat_once, heartbeat, intended_optuna_use, is_retry, recover_interrupted_trials,
                                   requeue_surplus_retry, retire_leftover_retries, retry_trial, take_over, worker_name)
@@ -74,13 +75,14 @@ def run_worker(
     # Seeded by the study seed, the worker and the trials so far: reproducible, yet a
     # restarted run does not replay the random startup draws of the first one.
     seed = (config.study.seed + 7919 * worker_index + 104_729 * len(study.get_trials(deepcopy=False))) % 2**31
-    study.sampler = build_sampler(config, study.user_attrs.get(attrs.PRIOR), seed=seed)
+    records = study_attrs(study)
+    study.sampler = build_sampler(config, records.get(attrs.PRIOR), seed=seed)
     data = load_dataset(config.data, config.study.seed, config.study.code_dir)
     check_training_set(study, config, data.num_train)
     study.pruner = build_pruner(config.study, config.train.epochs, len(data.y_val))
     _enable_gpu_memory_growth()
     store = open_artifact_store(study_name, config.study.checkpoint_store)
-    objective = Objective(config, data, study.user_attrs[attrs.SEARCH_SPACE], store, worker_name(),
+    objective = Objective(config, data, records[attrs.SEARCH_SPACE], store, worker_name(),
                           ensure_study_uuid(study))
     try:
         return _worker_loop(study, storage, objective, config, worker_index, max_trials, deadline)

@@ -10,6 +10,7 @@ from sweep.report import write_report
 from sweep.report.data import collect
 from sweep.report.findings import findings
 from sweep.study.evaluate import MAX_REPEATS, Evaluation, Run, attr_key, top_trials
+from sweep.storage.records import study_attrs
 from tests.fake_study import config_dict, distributions
 
 
@@ -37,7 +38,7 @@ def test_evaluate_retrains_the_top_k_with_r_seeds_scores_the_test_split_and_stor
     lines = capsys.readouterr().out.strip().splitlines()
 
     study = optuna.load_study(study_name="tiny", storage=url)
-    stored = [study.user_attrs[attr_key(n)] for n in (2, 0)]  # the two best by validation: #2 (0.85), #0 (0.80)
+    stored = [study_attrs(study)[attr_key(n)] for n in (2, 0)]  # the two best by validation: #2 (0.85), #0 (0.80)
     for entry, seeds in zip(stored, ([101, 102], [100, 101])):
         assert [run[0] for run in entry["runs"]] == seeds  # the trial's seed, then the next one
         accuracies = [run[1] for run in entry["runs"]]
@@ -92,7 +93,7 @@ def test_a_missing_test_split_is_one_line_before_any_training(tmp_path, sample_d
     assert len(err) == 1 and "t10k-images-idx3-ubyte" in err[0] and "evaluation needs them" in err[0]
     assert "trial #" not in captured.out
     assert not any(k.startswith(attrs.EVALUATION_PREFIX)
-                   for k in optuna.load_study(study_name="idx", storage=url).user_attrs)
+                   for k in study_attrs(optuna.load_study(study_name="idx", storage=url)))
 
 
 def test_a_study_without_complete_trials_is_refused(tmp_path, capsys):

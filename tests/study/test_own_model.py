@@ -14,6 +14,7 @@ from sweep import attrs
 from sweep.cli import main
 from sweep.storage.database import make_storage
 from sweep.training.entry_points import file_sha256
+from sweep.storage.records import set_study_attr, study_attrs
 from tests.conftest import BN_DROPOUT_BUILDER
 
 MLP = """
@@ -72,10 +73,10 @@ def test_resume_refuses_a_changed_model_file_and_force_adopts_it(tmp_path, own_s
     module = own_study()
     assert main(["run", "config.yaml", "--no-report"]) == 0
     study = load(tmp_path)
-    stored = study.user_attrs[attrs.CODE]["model.builder"]
+    stored = study_attrs(study)[attrs.CODE]["model.builder"]
     assert stored["sha256"] == file_sha256(module) and stored["file"] == str(module.resolve())
-    assert study.user_attrs[attrs.CONFIG]["study"]["code_dir"] == str(tmp_path.resolve())
-    assert study.user_attrs[attrs.MODEL]["parameters"] == 6 * 8 + 8 + 8 * 3 + 3
+    assert study_attrs(study)[attrs.CONFIG]["study"]["code_dir"] == str(tmp_path.resolve())
+    assert study_attrs(study)[attrs.MODEL]["parameters"] == 6 * 8 + 8 + 8 * 3 + 3
     assert study.trials[0].user_attrs[attrs.MODEL_PARAMETERS] == 83
 
     module.write_text(MLP.replace("Dense(8,", "Dense(9,"))
@@ -89,7 +90,7 @@ def test_resume_refuses_a_changed_model_file_and_force_adopts_it(tmp_path, own_s
 
     assert main(["resume", "own", "--force", "--n-trials", "2", "--no-report"]) == 0
     study = load(tmp_path)
-    assert study.user_attrs[attrs.CODE]["model.builder"]["sha256"] == file_sha256(module)
+    assert study_attrs(study)[attrs.CODE]["model.builder"]["sha256"] == file_sha256(module)
     assert [t.user_attrs[attrs.MODEL_PARAMETERS] for t in study.trials] == [83, 6 * 9 + 9 + 9 * 3 + 3]
 
 
@@ -107,11 +108,11 @@ def test_a_stored_config_edited_to_name_other_code_is_refused_and_nothing_is_cal
     own_study()
     assert main(["run", "config.yaml", "--no-report"]) == 0
     study = load(tmp_path)
-    raw = study.user_attrs[attrs.CONFIG]
+    raw = study_attrs(study)[attrs.CONFIG]
     raw["model"]["builder"] = builder
     if code_dir:
         raw["study"]["code_dir"] = os.path.dirname(os.path.dirname(np.__file__))
-    study.set_user_attr(attrs.CONFIG, raw)  # what someone with access to the database could do
+    set_study_attr(study, attrs.CONFIG, raw)  # what someone with access to the database could do
     calls = []
     monkeypatch.setattr(os, "abort", lambda: calls.append("abort"))
     capsys.readouterr()

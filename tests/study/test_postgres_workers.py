@@ -25,6 +25,7 @@ from sweep import attrs
 from sweep.cli import main
 from sweep.errors import StudyError
 from sweep.storage.database import load_study, mask_url
+from sweep.storage.records import study_attrs
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -50,7 +51,7 @@ def _study(url: str) -> optuna.Study | None:
         study = load_study("pg-workers", url)
     except StudyError:
         return None  # not created yet
-    return study if attrs.CONFIG in study.user_attrs else None  # CONFIG comes last at creation
+    return study if attrs.CONFIG in study_attrs(study) else None  # CONFIG comes last at creation
 
 
 def _trials(url: str) -> list[optuna.trial.FrozenTrial]:

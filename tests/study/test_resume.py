@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from sweep import attrs
 from sweep.errors import StudyError
 from sweep.storage.database import make_storage
+from sweep.storage.records import study_attrs
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -146,7 +147,7 @@ def test_three_workers_share_one_sqlite_file(tmp_path):
     assert len(finished) == 30
     assert len({t.user_attrs[attrs.WORKER] for t in finished}) > 3, "recycled workers are new processes"
     seeded = [t for t in finished if t.user_attrs.get(attrs.SEEDED_BY_PRIOR)]
-    enqueued = optuna.load_study(study_name="resume", storage=f"sqlite:///{tmp_path}/studies/resume.db").user_attrs[
+    enqueued = study_attrs(optuna.load_study(study_name="resume", storage=f"sqlite:///{tmp_path}/studies/resume.db"))[
         attrs.PRIOR]["seeded"]
     assert sorted(t.params["initial_lr"] for t in seeded) == sorted(enqueued), "each seed trial ran exactly once"
     others = [t for t in trials if t.state not in FINISHED]

@@ -3,6 +3,9 @@ artifact store, the validation size stored for the report's noise level."""
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -11,6 +14,7 @@ from sweep import attrs
 from sweep.config import config_from_dict
 from sweep.report import write_report
 from sweep.report.data import collect
+from sweep.storage.records import read_config, set_study_attr, study_attrs
 from sweep.study.setup import open_study
 
 DASHBOARD_ATTR_LIMIT = 1024  # optuna-dashboard cuts a study user attr after this many characters
@@ -61,18 +65,29 @@ def test_the_report_reads_the_curve_back_and_survives_without_it(created, tmp_pa
     assert not (tmp_path / "studies" / "tiny" / "artifacts").exists()  # reading created nothing
 
 
-@pytest.mark.parametrize("config_file", ["configs/quickstart.yaml", "configs/fashion_mnist.yaml"])
-def test_the_config_is_split_into_attrs_under_1024_characters_and_joins_back(config_file):
-    from sweep.config import load_config
-    from sweep.study.setup import storable_config
-    from tests.conftest import ROOT
+def test_optuna_studies_prints_rows_under_1000_characters_and_resume_reads_the_rest(created, tmp_path):
+    study, url = created
+    optuna_cli = Path(sys.executable).with_name("optuna")  # the console script beside this Python
+    result = subprocess.run([str(optuna_cli), "studies", "--storage", url],
+                            capture_output=True, text=True, check=True, cwd=tmp_path)
+    rows = [line for line in result.stdout.splitlines() if "tiny" in line]
+    assert len(rows) == 1 and len(rows[0]) < 1000, rows
+    assert "sweep:n_trials" in rows[0] and "sweep:config" not in rows[0]
+    # The long records are system attrs in the same database: a fresh reader gets them all.
+    records = study_attrs(optuna.load_study(study_name="tiny", storage=url))
+    assert set(records) >= {attrs.CONFIG, attrs.SEARCH_SPACE, attrs.VERSIONS, attrs.MODEL, attrs.CODE}
+    assert attrs.CONFIG not in study.user_attrs and read_config(study)["train"]["epochs"] == 1
 
-    # A long data.path (as on a real machine) and a password-masked PostgreSQL URL.
-    overrides = ["data.source=idx", f"data.path=/home/someone/datasets/{'fashion-mnist-sample/' * 3}",
-                 "study.storage=postgresql+psycopg://sweep:secret@db.example.org:5432/sweeps"]
-    stored = storable_config(load_config(ROOT / config_file, overrides))
-    parts = attrs.split_config(stored)
-    assert list(parts)[-1] == attrs.CONFIG  # written last: marks a complete study
-    assert max(len(json.dumps(v)) for v in parts.values()) < DASHBOARD_ATTR_LIMIT
-    assert attrs.read_config(parts) == stored
-    assert attrs.read_config({attrs.CONFIG: stored}) == stored  # a study made before the split
+
+def test_a_study_made_before_the_split_still_reads_whole(created):
+    """Older studies keep every record in user attrs; the config may be split in two there."""
+    study, _ = created
+    whole = read_config(study)
+    old = optuna.create_study(study_name="old", storage=study._storage)  # noqa: SLF001
+    old.set_user_attr(attrs.CONFIG_EXTRA, {k: v for k, v in whole.items() if k in ("search", "lr_finder")})
+    old.set_user_attr(attrs.CONFIG, {k: v for k, v in whole.items() if k not in ("search", "lr_finder")})
+    old.set_user_attr(attrs.SEARCH_SPACE, {"schedules": ["cosine"]})
+    assert read_config(old) == whole and study_attrs(old)[attrs.SEARCH_SPACE] == {"schedules": ["cosine"]}
+    changed = {**whole, "search": {**whole["search"], "schedules": ["constant"]}}
+    set_study_attr(old, attrs.CONFIG, changed)  # --force on an old study writes the new form
+    assert read_config(old) == changed, "the old split half must not override a whole config"

@@ -12,6 +12,7 @@ from sweep.study.budget import budget
 from sweep.study.recovery import recover_interrupted_trials
 from sweep.study.worker import run_worker
 from sweep.study.setup import config_differences, open_study
+from sweep.storage.records import study_attrs
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_a_changed_config_is_refused_with_its_differences_unless_forced(study_co
         open_study(changed, _url(tmp_path))
     assert "n_trials" not in str(error.value) and "--force" in str(error.value)
     study = open_study(changed, _url(tmp_path), force=True)
-    assert study.user_attrs[attrs.CONFIG]["train"]["epochs"] == 2
+    assert study_attrs(study)[attrs.CONFIG]["train"]["epochs"] == 2
     assert study.user_attrs[attrs.N_TRIALS] == 9
 
 
