@@ -3,7 +3,9 @@
 - ``sweep``: ``sweep run`` on a config with sweep's defaults (range test, prior, seed trials,
   TPE, median pruning); its trials are read back from the study's SQLite file. Variants:
   ``sweep-mean3`` (``study.objective: mean_last3``), ``sweep-pb`` (``study.sampler: priorband``,
-  ``study.pruner: halving``).
+  ``study.pruner: halving``); the prior's shape: ``sweep-wide`` (``lr_finder.narrow: false``),
+  ``sweep-constseed`` (``lr_finder.seed_schedule: constant``), ``sweep-rt300``
+  (``lr_finder.num_steps: 300``).
 - ``optuna-tpe``: a plain Optuna script, the 60 lines a user writes: Optuna 5's default TPE
   (seeded), no pruning, no prior, the CNN built and compiled per trial, ``model.fit`` on the
   arrays, the trial's value its best epoch's val_accuracy.
@@ -32,9 +34,14 @@ sys.path.insert(0, str(BENCHMARKS))
 
 from _harness import SAMPLE, env, sweep_cmd  # noqa: E402
 
-# arm -> its study section on top of sweep's defaults (the levers of issue 13)
-SWEEP_ARMS = {"sweep": {}, "sweep-mean3": {"objective": "mean_last3"},
-              "sweep-pb": {"sampler": "priorband", "pruner": "halving"}}
+# arm -> its config sections on top of sweep's defaults (the levers of issue 13; the last
+# three are the prior's shape: no narrowing to [s/10, 10 s], constant-LR seed trials, and a
+# range test of 300 steps instead of 100)
+SWEEP_ARMS = {"sweep": {}, "sweep-mean3": {"study": {"objective": "mean_last3"}},
+              "sweep-pb": {"study": {"sampler": "priorband", "pruner": "halving"}},
+              "sweep-wide": {"lr_finder": {"narrow": False}},
+              "sweep-constseed": {"lr_finder": {"seed_schedule": "constant"}},
+              "sweep-rt300": {"lr_finder": {"num_steps": 300}}}
 CHILD_ARMS = ("optuna-tpe", "optuna-hyperband", "kt-bayes", "kt-hyperband")
 SEARCH_IMAGES = 2500  # the sample's first 2,500 images are searched on; the last 500 are the test split
 VALIDATION_FRACTION = 0.2
@@ -54,8 +61,10 @@ def run_arm(arm: str, seed: int, trials: int, epochs: int, work: Path) -> dict:
     if arm in SWEEP_ARMS:
         db = work / f"{arm}-{seed}.db"
         config = work / f"{arm}-{seed}.yaml"
+        sections = SWEEP_ARMS[arm]
         config.write_text(json.dumps({  # JSON is YAML
-            "study": {"name": f"sq-{arm}-{seed}", "n_trials": trials, "seed": seed, **SWEEP_ARMS[arm]},
+            **sections,
+            "study": {"name": f"sq-{arm}-{seed}", "n_trials": trials, "seed": seed, **sections.get("study", {})},
             "data": data_config().model_dump(mode="json"),
             "train": {"epochs": epochs, "batch_size": BATCH}}))
         cmd = sweep_cmd("run", config, "--storage", f"sqlite:///{db}", "--no-report")

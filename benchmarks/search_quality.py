@@ -162,7 +162,7 @@ def run_seed(payload: dict, path: Path, arms: list[str], seed: int, trials: int,
         run = evaluate({"arm": arm, "seed": seed, "trials_budget": trials, "epochs_per_trial": epochs, **run}, retrainer)
         runs = [run]
         if top_k and arm in SWEEP_ARMS:
-            runs.append(top_k_arm(run, retrainer, SWEEP_ARMS[arm].get("objective", "best")))
+            runs.append(top_k_arm(run, retrainer, SWEEP_ARMS[arm].get("study", {}).get("objective", "best")))
         for r in runs:
             r.update(machine=machine(load), retrain_s=round(time.perf_counter() - started, 1))
             payload["runs"].append(r)

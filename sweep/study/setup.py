@@ -9,10 +9,8 @@ back, so it never reruns the range test and works with no config file at all.
 from __future__ import annotations
 
 import logging
-import platform
 import shutil
 import uuid
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,8 @@ from sweep import attrs
 from sweep.config import Config, apply_overrides, config_from_dict
 from sweep.errors import ConfigError, StudyError
 from sweep.study.code import check_code, code_fingerprint
+from sweep.study.records import (artifact_location, lr_finder_summary, model_record, package_versions,
+                                 refresh_model_record)
 from sweep.search.space import clip_params, space_from_config
 from sweep.storage.database import load_study, make_storage, mask_url, sqlite_path
 from sweep.storage.records import read_config, set_study_attr
@@ -39,7 +39,6 @@ MUTABLE_FIELDS = frozenset(
 # The range test runs once, when the study is created; its stored result and prior are
 # what the study uses from then on, so later lr_finder settings cannot change it.
 CREATION_ONLY_PREFIX = "lr_finder."
-LR_FINDER_ARTIFACT = "lr_finder.json"
 
 
 def stored_config(study: optuna.Study) -> Config:
@@ -121,8 +120,10 @@ def reopen_study(name: str, storage_url: str | None, *, n_trials: int | None = N
     """
     study = load_study(name, storage_url)
     config = config_from_dict(apply_overrides(stored_config(study).to_dict(), list(overrides), "--set"), "--set")
-    check_code(study, config, force=force)
+    code_changed = check_code(study, config, force=force)
     check_data(study, config)
+    if code_changed:
+        refresh_model_record(study, config)
     ensure_study_uuid(study)
     if n_trials is not None:
         set_study_attr(study, attrs.N_TRIALS, n_trials)
@@ -139,14 +140,17 @@ def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None
             + f" (run 'sweep resume {study.study_name}' to continue with the stored config, "
             "choose a new study.name, or pass --force to adopt this config)"
         )
-    check_code(study, config, force=force)
+    code_changed = check_code(study, config, force=force)
+    if code_changed or (differences and (old.data != config.data or old.model != config.model)):
+        refresh_model_record(study, config)
     if not differences:
         return
     log.warning("adopting a changed config for study %s (--force): %s", study.study_name, "; ".join(differences))
     if old.data != config.data:
         from sweep.training.data import load_dataset
 
-        set_study_attr(study, attrs.NUM_TRAIN, load_dataset(config.data, config.study.seed, config.study.code_dir).num_train)
+        data = load_dataset(config.data, config.study.seed, config.study.code_dir)
+        set_study_attr(study, attrs.NUM_TRAIN, data.num_train)
     store_config(study, config)
     if old.search != config.search:
         from sweep.search.prior import plan_prior
@@ -190,14 +194,11 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
     # the study exists, so bad data, a failed range test or an interruption leave nothing
     # behind, and another process never sees a half-made study.
     from sweep.training.data import load_dataset
-    from sweep.training.model import make_model, model_name
     from sweep.search.prior import plan_prior
 
     code = code_fingerprint(config)  # first: code that is not the user's is refused before it runs
     data = load_dataset(config.data, config.study.seed, config.study.code_dir)
-    model = make_model(config, data.input_shape, data.num_classes)  # a wrong model fails here, in one line
-    model_info = {"name": model_name(config), "parameters": int(model.count_params()),
-                  "input_shape": list(data.input_shape), "num_classes": data.num_classes}
+    model_info = model_record(config, data)  # a wrong model fails here, in one line
     log.info("model: %s, %d parameters, for %s samples of %d classes", model_info["name"], model_info["parameters"],
              data.input_shape, data.num_classes)
     lr_result = None
@@ -263,36 +264,3 @@ def _remove_leftover_checkpoints(config: Config) -> None:
     if clear_artifact_folder(name, location) or legacy:
         log.warning("study %s is new: removed the checkpoints a previous study of that name left in %s", name,
                     location or checkpoints_dir(name))
-
-
-# What the study attr keeps of a range test: everything but the curves (lrs, losses,
-# smoothed: about 6 KB at 100 steps), which go to the artifact store. Under 400 characters.
-LR_FINDER_SUMMARY_KEYS = ("method", "suggestion", "lower", "upper", "seconds", "suggestions", "num_steps",
-                          "diverged_at", "batch_size", "seed")
-
-
-def artifact_location(config: Config) -> str | None:
-    """Where the study's artifacts live: ``study.checkpoint_store`` when the config has it."""
-    return getattr(config.study, "checkpoint_store", None)
-
-
-def lr_finder_summary(study: optuna.Study, lr_result: dict[str, Any], location: str | None) -> dict[str, Any]:
-    """The range test's short summary for the ``LR_FINDER`` attr, its curve uploaded as the
-    study artifact ``lr_finder.json`` (``artifact_id``): optuna-dashboard and Optuna's CLI
-    cut or widen rows on long attrs, and cut every attr at 1,024 characters."""
-    from sweep.storage.artifacts import upload_json
-
-    summary = {key: lr_result[key] for key in LR_FINDER_SUMMARY_KEYS if key in lr_result}
-    summary["artifact_id"] = upload_json(study, LR_FINDER_ARTIFACT, lr_result, location)
-    summary["artifact"] = LR_FINDER_ARTIFACT
-    return summary
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("sweep", "keras", "tensorflow", "jax", "optuna", "numpy", "sqlalchemy"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions

@@ -19,7 +19,7 @@ from sweep import attrs
 from sweep.cli import main
 from sweep.config import config_from_dict
 from sweep.training.params import parse_params
-from sweep.report import importance, stats, write_comparison, write_report
+from sweep.report import importance, write_comparison, write_report
 from sweep.report.data import collect
 from sweep.report.findings import findings
 from sweep.report.markdown import escape

@@ -92,6 +92,7 @@ def test_resume_refuses_a_changed_model_file_and_force_adopts_it(tmp_path, own_s
     study = load(tmp_path)
     assert study_attrs(study)[attrs.CODE]["model.builder"]["sha256"] == file_sha256(module)
     assert [t.user_attrs[attrs.MODEL_PARAMETERS] for t in study.trials] == [83, 6 * 9 + 9 + 9 * 3 + 3]
+    assert study_attrs(study)[attrs.MODEL]["parameters"] == 6 * 9 + 9 + 9 * 3 + 3  # the record follows the code
 
 
 @pytest.mark.parametrize(
