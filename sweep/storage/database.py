@@ -84,8 +84,9 @@ def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks
     them; in-memory SQLite is refused (no other process could see it). SQLite gets
     WAL, so readers never block the writer, and a long busy timeout, so several worker
     processes can write.
-    ``heartbeat`` turns on Optuna's heartbeat, which fails (and through
-    ``heartbeat_stale_trial_callback`` retries) trials whose process died.
+    ``heartbeat`` turns on Optuna's heartbeat: workers record it while they train, and
+    ``sweep.study.recovery`` takes over trials whose heartbeat is older than the grace
+    period (``heartbeat_stale_trial_callback`` serves Optuna's own ``fail_stale_trials``).
 
     A database server (PostgreSQL, MySQL) is how workers on several machines share a
     study. There ``create=False`` refuses a database without Optuna's tables instead of

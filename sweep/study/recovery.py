@@ -157,21 +157,38 @@ def worker_name() -> str:
 def recover_interrupted_trials(study: optuna.Study) -> int:
     """Fail and re-enqueue RUNNING trials whose process is gone; returns how many.
 
-    On this host a dead pid is detected at once; elsewhere Optuna's heartbeat fails the
-    trial once its grace period has passed (``fail_stale_trials`` runs the retry callback).
+    On this host a dead pid is detected at once; on any host a trial whose Optuna heartbeat
+    is older than the grace period is taken over too. Both go through ``take_over``
+    (retry enqueued, then the trial failed), not Optuna's ``fail_stale_trials``, which fails
+    first and enqueues in a callback after: a checker killed between those two steps would
+    leave the trial FAIL with no retry.
     """
     recovered = 0
+    stale = set(_stale_trial_ids(study))
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(trial.user_attrs.get(attrs.WORKER, ""))
-        if not _owner_is_gone(owner, trial.datetime_start):
+        silent = trial._trial_id in stale  # noqa: SLF001
+        if not silent and not _owner_is_gone(owner, trial.datetime_start):
             continue
         if not take_over(study, trial._trial_id):  # noqa: SLF001
             continue  # another worker recovered it first
-        log.warning("trial %d: its worker %s is gone; re-enqueued to continue from its checkpoint", trial.number, owner)
+        log.warning("trial %d: its worker %s is %s; re-enqueued to continue from its checkpoint", trial.number,
+                    owner or "unnamed", "silent (no heartbeat within the grace period)" if silent else "gone")
         recovered += 1
-    with intended_optuna_use():
-        optuna.storages.fail_stale_trials(study)
     return recovered
+
+
+def _stale_trial_ids(study: optuna.Study) -> list[int]:
+    """Ids of RUNNING trials whose heartbeat is past the grace period (the database's clock).
+
+    The query Optuna's ``fail_stale_trials`` uses; it has no public name, so a storage
+    without it (no heartbeat: in-memory, journal) has no stale trials."""
+    storage = study._storage  # noqa: SLF001
+    find = getattr(storage, "_get_stale_trial_ids", None)
+    if find is None or not getattr(storage, "get_heartbeat_interval", lambda: None)():
+        return []
+    with intended_optuna_use():
+        return list(find(study._study_id))  # noqa: SLF001
 
 
 def _owner_is_gone(owner: str, started: datetime | None) -> bool:

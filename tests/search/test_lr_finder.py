@@ -5,17 +5,8 @@ import numpy as np
 import pytest
 
 from sweep.search import lr_finder
-from sweep.search.lr_finder import (
-    DivergenceWatch,
-    LRFinderResult,
-    exponential_lrs,
-    learning_onset,
-    minimum,
-    smooth,
-    steep,
-    summarize,
-    valley,
-)
+from sweep.search.lr_finder import DivergenceWatch, LRFinderResult, exponential_lrs, summarize
+from sweep.search.lr_rules import learning_onset, minimum, smooth, steep, valley
 
 LOG_GRID = 10.0 ** np.linspace(-6, 0, 61)  # 1e-6 .. 1, a tenth of a decade apart; index 30 is 1e-3
 
@@ -115,6 +106,18 @@ def test_summarize_bounds_and_suggestions():
     assert result.lower <= result.suggestion <= result.upper
     assert result.suggestions["minimum"] == pytest.approx(lrs[-2] / 10)
     assert result.num_steps == 50
+
+
+def test_the_rules_skip_the_noisy_first_tenth_of_the_curve():
+    """Seed 105 of the search benchmark: a few early batches happened to fall fast, and steep
+    suggested start_lr itself, leaving the prior nothing of the search range."""
+    lrs = list(LOG_GRID[:60])
+    losses = list(2.0 - np.tanh(2.0 * (np.log10(lrs) + 3.0)))
+    losses[1] = losses[0] - 3.0  # a steeper drop than anywhere later, inside the first tenth
+    assert steep(lrs, losses) == lrs[0]  # the rule alone is fooled
+    result = summarize(lrs, losses, smoothing=0.0, method="steep", end_lr=1.0)
+    assert result.suggestion == pytest.approx(1e-3)
+    assert result.lower <= result.suggestion  # the onset still reads the whole curve
 
 
 def test_summarize_without_divergence_uses_end_lr_as_upper_bound():

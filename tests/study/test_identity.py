@@ -58,6 +58,33 @@ def test_a_worker_recovering_a_dead_trial_leaves_the_one_retry_alone(study, tmp_
     assert len(_retries_of(study, trial.number)) == 1
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_silent_trial_on_another_host_is_taken_over_with_one_retry_even_after_a_checker_died(
+        study_raw, tmp_path, monkeypatch):
+    import time
+
+    from sweep.storage import database
+
+    monkeypatch.setattr(database, "HEARTBEAT_INTERVAL_S", 1)
+    monkeypatch.setattr(database, "GRACE_PERIOD_S", 1)
+    raw = study_raw
+    raw["study"]["n_trials"] = 3
+    url = f"sqlite:///{tmp_path}/hb.db"
+    open_study(config_from_dict(raw), url)
+    study = optuna.load_study(study_name=raw["study"]["name"], storage=make_storage(url, create=False, heartbeat=True))
+    silent, killed_checker = _running(study, "otherhost:1"), _running(study, "otherhost:2")
+    for trial in (silent, killed_checker):
+        study._storage.record_heartbeat(trial._trial_id)  # then nothing: the other machine went away
+    # A checker that enqueued killed_checker's retry and was killed before it failed the trial.
+    retry_trial(study, study._storage.get_trial(killed_checker._trial_id))
+    assert recover_interrupted_trials(study) == 0, "still within the grace period"
+    time.sleep(2.2)  # past it, on the database's clock
+    assert recover_interrupted_trials(study) == 2
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[silent.number] == states[killed_checker.number] == TrialState.FAIL
+    assert len(_retries_of(study, silent.number)) == len(_retries_of(study, killed_checker.number)) == 1
+
+
 def test_a_surplus_retry_waits_for_a_slot_and_is_retired_once_the_budget_is_spent(study, tmp_path):
     store = FileSystemArtifactStore(tmp_path)
     (tmp_path / "ckpt").write_bytes(b"x")
