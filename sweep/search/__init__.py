@@ -1,4 +1,4 @@
-"""Search: the LR range test and its plot, the prior, the search space and the objective.
+"""Search: the LR range test (its rules, its plot), the prior, the search space and the objective.
 
 Turns an Optuna trial into parameters, a schedule and a trained model, and the LR
 finder's curve into a prior. May import ``sweep.training``, ``sweep.storage`` and the
