@@ -24,9 +24,10 @@ div.scroll { overflow-x: auto; max-width: 100%; margin: .8rem 0; }
 table { border-collapse: collapse; font-size: .92rem; }
 th, td { padding: .28rem .65rem; border-bottom: 1px solid #e4e4e4; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table:not(.meta) td { white-space: nowrap; }  /* short cells: one line each, the box scrolls */
 table.meta th { background: none; color: #555; font-weight: 500; white-space: nowrap; }
-caption { caption-side: bottom; text-align: left; color: #666; font-size: .85rem; padding-top: .3rem; }
+p.note { color: #666; font-size: .85rem; margin: -.5rem 0 .8rem; }
 ul.findings { padding-left: 1.2rem; }
 ul.findings li { margin: .35rem 0; }
 ul.findings li.warning { color: #8a4b00; font-weight: 500; }
@@ -97,7 +98,8 @@ def _table(table: Table) -> str:
         cells = "".join(f'<td class="num">{esc(c)}</td>' if _NUMBER.match(str(c)) else f"<td>{esc(c)}</td>"
                         for c in row)
         body.append(f"<tr>{cells}</tr>")
-    caption = f"<caption>{esc(table.note)}</caption>" if table.note else ""
-    # Wide tables scroll inside their box (a phone is narrower than the trials table).
-    return (f'<div class="scroll"><table>{caption}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
-            "</table></div>")
+    # Wide tables scroll inside their box (a phone is narrower than the trials table); the
+    # note stays outside it, wrapped to the page, so it reads without scrolling sideways.
+    note = f'<p class="note">{esc(table.note)}</p>' if table.note else ""
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+            f"</table></div>{note}")

@@ -132,6 +132,13 @@ def test_page_is_self_contained_with_every_figure_inline(study, report_dir):
     assert not re.search(r'src="(?!data:)', page)  # nothing loaded from elsewhere
 
 
+def test_at_phone_width_tables_scroll_in_their_box_and_their_notes_wrap_outside_it(report_dir):
+    page = (report_dir / "index.html").read_text()
+    tables = re.findall(r'<div class="scroll"><table.*?</table></div>(<p class="note">)?', page, re.S)
+    assert len(tables) == page.count("<table") >= 3, "every table sits in a scroll box"
+    assert any(tables) and "<caption" not in page, "a note is a paragraph after the box, not inside it"
+
+
 def test_best_config_yaml_holds_the_config_and_the_best_params(study, report_dir):
     path = report_dir / "best_config.yaml"
     raw = yaml.safe_load(path.read_text())
