@@ -30,6 +30,9 @@ all in user attrs, and readers take both)
   file is a search-relevant change on resume.
 - ``MODEL``: the model at creation: ``{"name" (builder or "built-in CNN"), "parameters",
   "input_shape", "num_classes"}``.
+- ``DATA_FINGERPRINT``: ``Dataset.fingerprint`` of the training and validation arrays at
+  creation (given at the first reopen to older studies): other data of the same size is
+  refused on resume as data of another size is.
 - ``NUM_VALIDATION`` (shown): validation images every trial is scored on (sets the noise level
   reports quote: a binomial standard error of sqrt(p (1 - p) / n)).
 - ``STUDY_UUID`` (shown): a random id given at creation (or at the first reopen of an older
@@ -72,6 +75,7 @@ VERSIONS = "sweep:versions"
 N_TRIALS = "sweep:n_trials"
 NUM_TRAIN = "sweep:num_train"
 NUM_VALIDATION = "sweep:num_validation"
+DATA_FINGERPRINT = "sweep:data_fingerprint"
 EVALUATIONS = "sweep:evaluations"
 CODE = "sweep:code"
 MODEL = "sweep:model"

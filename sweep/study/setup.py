@@ -24,7 +24,7 @@ from sweep.study.records import (artifact_location, lr_finder_summary, model_rec
                                  refresh_model_record)
 from sweep.search.space import clip_params, space_from_config
 from sweep.storage.database import load_study, make_storage, mask_url, sqlite_path
-from sweep.storage.records import read_config, set_study_attr
+from sweep.storage.records import read_config, set_study_attr, study_attrs
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None
 
         data = load_dataset(config.data, config.study.seed, config.study.code_dir)
         set_study_attr(study, attrs.NUM_TRAIN, data.num_train)
+        set_study_attr(study, attrs.DATA_FINGERPRINT, data.fingerprint)
     store_config(study, config)
     if old.search != config.search:
         from sweep.search.prior import plan_prior
@@ -213,7 +214,8 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
     set_study_attr(study, attrs.STUDY_UUID, uuid.uuid4().hex)
     _remove_leftover_checkpoints(config)
     for key, value in ((attrs.VERSIONS, package_versions()), (attrs.NUM_TRAIN, data.num_train), (attrs.CODE, code),
-                       (attrs.MODEL, model_info), (attrs.NUM_VALIDATION, len(data.y_val)), (attrs.SEARCH_SPACE, space)):
+                       (attrs.MODEL, model_info), (attrs.NUM_VALIDATION, len(data.y_val)), (attrs.SEARCH_SPACE, space),
+                       (attrs.DATA_FINGERPRINT, data.fingerprint)):
         set_study_attr(study, key, value)
     if lr_result is not None:
         set_study_attr(study, attrs.LR_FINDER, lr_finder_summary(study, lr_result, artifact_location(config)))
@@ -231,17 +233,26 @@ def check_data(study: optuna.Study, config: Config) -> None:
     """``check_training_set`` on the config's data (loaded once per process: cached)."""
     from sweep.training.data import load_dataset
 
-    check_training_set(study, config, load_dataset(config.data, config.study.seed, config.study.code_dir).num_train)
+    check_training_set(study, config, load_dataset(config.data, config.study.seed, config.study.code_dir))
 
 
-def check_training_set(study: optuna.Study, config: Config, num_train: int) -> None:
-    """Refuse data with another number of training images than the study was created with:
-    its trials' step counts, schedules and checkpoints are laid out on that number."""
+def check_training_set(study: optuna.Study, config: Config, data: Any) -> None:
+    """Refuse data (a ``Dataset``) other than the study was created with: another number of
+    training images (trials' step counts, schedules and checkpoints are laid out on it) or
+    the same number with other content (its trials would mix two datasets)."""
     stored = study.user_attrs.get(attrs.NUM_TRAIN)
-    if stored is not None and stored != num_train:
-        where = f"data.path {config.data.path}" if config.data.path else f"data.source {config.data.source}"
-        raise ConfigError(f"{where} gives {num_train} training images, but study {study.study_name!r} was created "
-                          f"with {stored}; point data.path at the data the study was created with")
+    where = f"data.path {config.data.path}" if config.data.path else f"data.source {config.data.source}"
+    if stored is not None and stored != data.num_train:
+        raise ConfigError(f"{where} gives {data.num_train} training images, but study {study.study_name!r} was "
+                          f"created with {stored}; point data.path at the data the study was created with")
+    fingerprint = study_attrs(study).get(attrs.DATA_FINGERPRINT)
+    if fingerprint is None:
+        set_study_attr(study, attrs.DATA_FINGERPRINT, data.fingerprint)  # a study made before sweep kept one
+    elif fingerprint != data.fingerprint:
+        raise ConfigError(f"{where} gives other images than study {study.study_name!r} was created with (the same "
+                          f"{data.num_train} training images in number, another content: fingerprint "
+                          f"{data.fingerprint[:12]} against {fingerprint[:12]}); point data.path at the data the "
+                          "study was created with")
 
 
 def ensure_study_uuid(study: optuna.Study) -> str:

@@ -78,7 +78,7 @@ def run_worker(
     records = study_attrs(study)
     study.sampler = build_sampler(config, records.get(attrs.PRIOR), seed=seed)
     data = load_dataset(config.data, config.study.seed, config.study.code_dir)
-    check_training_set(study, config, data.num_train)
+    check_training_set(study, config, data)
     study.pruner = build_pruner(config.study, config.train.epochs, len(data.y_val))
     _enable_gpu_memory_growth()
     store = open_artifact_store(study_name, config.study.checkpoint_store)

@@ -136,17 +136,15 @@ def test_an_older_study_gets_a_uuid_when_reopened(tiny_config, tmp_path):
     assert second.user_attrs[attrs.STUDY_UUID] == first.user_attrs[attrs.STUDY_UUID]
 
 
-def _idx(folder, n):
+def _idx(folder, n, seed=1):
     folder.mkdir()
-    x, y = synthetic_images(n, seed=1)
+    x, y = synthetic_images(n, seed=seed)
     write_idx(folder, "train-images-idx3-ubyte", x, 2051)
     write_idx(folder, "train-labels-idx1-ubyte", y, 2049)
     return folder
 
 
-def test_resume_with_data_of_another_size_is_refused_before_training(tmp_path, monkeypatch, capsys):
-    from tests.robustness.conftest import snapshot
-
+def _sized_study(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.yaml").write_text(f"""\
 study: {{name: sized, n_trials: 1}}
@@ -156,6 +154,12 @@ train: {{epochs: 1, batch_size: 32}}
 lr_finder: {{enabled: false}}
 """)
     assert main(["run", "c.yaml", "--no-report"]) == 0
+
+
+def test_resume_with_data_of_another_size_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    from tests.robustness.conftest import snapshot
+
+    _sized_study(tmp_path, monkeypatch)
     other = _idx(tmp_path / "b", 300)
     before = snapshot(tmp_path)
     capsys.readouterr()
@@ -168,3 +172,23 @@ lr_finder: {{enabled: false}}
     assert snapshot(tmp_path) == before, "nothing written, nothing trained"
     code = main(["run", "c.yaml", "--n-trials", "2", "--no-report", "--set", f"data.path={other}"])
     assert code == 2 and "created with 160" in capsys.readouterr().err
+
+
+def test_resume_with_other_images_of_the_same_size_is_refused_and_a_copy_is_accepted(tmp_path, monkeypatch,
+                                                                                       capsys):
+    import shutil
+
+    from tests.robustness.conftest import snapshot
+
+    _sized_study(tmp_path, monkeypatch)
+    other = _idx(tmp_path / "b", 200, seed=2)  # as many images, other pixels
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    code = main(["resume", "sized", "--n-trials", "2", "--set", f"data.path={other}"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error" in line.lower()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "other images than study 'sized' was created with" in lines[0] and "160 training images" in lines[0]
+    assert snapshot(tmp_path) == before, "nothing written, nothing trained"
+    copy = shutil.copytree(tmp_path / "a", tmp_path / "elsewhere")  # the same data on another path: fine
+    assert main(["resume", "sized", "--n-trials", "2", "--no-report", "--set", f"data.path={copy}"]) == 0
