@@ -43,13 +43,26 @@ def _pair_row(by_arm: dict, reach: dict, arm: str, other: str) -> str:
             for s, t in ((s, min(a[s]["wall_s"], b[s]["wall_s"])) for s in common)]
     held = [(x, y) for x, y in held if x is not None and y is not None]
     equal = st.paired([x for x, _ in held], [y for _, y in held]) if held else None
-    ratios = [reach[arm][s] / reach[other][s] for s in common if s in reach[arm] and s in reach[other]
-              and math.isfinite(reach[other][s]) and reach[other][s] > 0]
-    ratio = statistics.median(ratios) if ratios else None
+    ratio = _median_time_ratio(a, b, reach[arm], reach[other], common)
     ratio_text = "-" if ratio is None else "not reached" if not math.isfinite(ratio) else f"{ratio:.2f}"
     equal_text = f"{_diff(equal)} | {equal['wins']:g}/{equal['n']}" if equal else "- | -"
     return (f"| {arm} | {other} | {len(common)} | {_diff(final)} | {final['wins']:g}/{final['n']} | {equal_text} | "
             f"{ratio_text} |")
+
+
+def _median_time_ratio(a: dict, b: dict, reach_a: dict, reach_b: dict, seeds: list[int]) -> float | None:
+    """Median over seeds of (a's time / b's time) to the target. A seed where only ``a``
+    reached it counts at the bound ``a``'s time / ``b``'s whole wall time (``b``'s own time
+    is longer, so the ratio is at most that); leaving such seeds out, as a first version did,
+    dropped exactly the seeds where the peer failed. Only ``b`` reached: infinite. Neither: left out."""
+    ratios = []
+    for s in seeds:
+        t_a, t_b = reach_a.get(s, math.inf), reach_b.get(s, math.inf)
+        if math.isfinite(t_b) and t_b > 0:
+            ratios.append(t_a / t_b)
+        elif math.isfinite(t_a):
+            ratios.append(t_a / b[s]["wall_s"])
+    return statistics.median(ratios) if ratios else None
 
 
 def table(payload: dict, trials: int, epochs: int) -> str:
@@ -88,7 +101,9 @@ def table(payload: dict, trials: int, epochs: int) -> str:
             f"{len(finite)}/{len(times)} |")
     lines += ["", "Paired over the same seeds (points of test accuracy; mean [bootstrap 95 % interval over seeds]; "
               "wins, ties half). \"Equal wall time\": both picks as held when the faster arm ended. \"Time ratio\": "
-              "median over seeds of (the arm's time / the other's time) to reach the peers' median final score.", "",
+              "median over seeds of (the arm's time / the other's time) to reach the peers' median final score; a seed "
+              "where only the arm reached it counts at (the arm's time / the other's whole wall time), an upper "
+              "bound; one where only the other did counts as infinite.", "",
               "| arm | against | seeds | final: diff | wins | equal wall time: diff | wins | time ratio |",
               "|---|---|---:|---:|---:|---:|---:|---:|"]
     peers = [p for p in arms if not p.startswith(SWEEP_PREFIX)]
