@@ -47,3 +47,14 @@ def test_paired_differences_wins_and_a_bootstrap_interval_that_covers_the_mean()
 def test_binomial_standard_error_of_a_test_score():
     assert st.binomial_se(0.87, 500) == pytest.approx(0.015, abs=5e-4)
     assert st.binomial_se(0.87, 300) == pytest.approx(0.0194, abs=5e-4)
+
+
+def test_time_ratio_counts_a_seed_the_peer_never_reached_at_a_bound_not_by_leaving_it_out():
+    from _search_table import _median_time_ratio
+
+    walls = {s: {"wall_s": 50.0} for s in range(4)}
+    mine = {0: 10.0, 1: 10.0, 2: 20.0, 3: math.inf}
+    theirs = {0: 40.0, 1: math.inf, 2: math.inf, 3: 30.0}
+    # seed 0: 0.25; seeds 1 and 2: only mine reached, at most 10/50 and 20/50; seed 3: only theirs, infinite
+    assert _median_time_ratio({}, walls, mine, theirs, [0, 1, 2, 3]) == pytest.approx((0.25 + 0.4) / 2)
+    assert _median_time_ratio({}, walls, {0: math.inf}, {0: math.inf}, [0]) is None, "neither reached: no ratio"
