@@ -47,6 +47,7 @@ def intended_optuna_use() -> Iterator[None]:
 
 _FAILED_TRIAL, _RETRY_HISTORY = "failed_trial", "retry_history"  # system attrs of Optuna's retry callback
 _TOKEN = "sweep:retry_token"  # names one enqueued retry, so the process that made it can retire it
+_REQUEUED_FROM = "sweep:requeued_from"  # on a surplus retry put back: the number of the trial it was
 
 
 def retry_trial(study: optuna.Study, trial: FrozenTrial) -> str | None:
@@ -56,7 +57,8 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial) -> str | None:
     ``retry_history``), minus the dead worker's name, which would otherwise make the retry
     look orphaned the moment it is taken. Not when the trial has a retry already or was
     retried ``MAX_RETRIES`` times. Returns a token naming the new retry (None: none made)."""
-    if any(t.system_attrs.get(_RETRY_HISTORY, [])[-1:] == [trial.number] for t in study.get_trials(deepcopy=False)):
+    if any(t.system_attrs.get(_RETRY_HISTORY, [])[-1:] == [trial.number] or t.system_attrs.get(_REQUEUED_FROM)
+           == trial.number for t in study.get_trials(deepcopy=False)):
         return None
     history = [*trial.system_attrs.get(_RETRY_HISTORY, []), trial.number]
     if len(history) > MAX_RETRIES:
@@ -120,13 +122,19 @@ def requeue_surplus_retry(study: optuna.Study, trial: optuna.Trial) -> None:
     """A retry taken when running trials hold every slot of the budget: put it back as it
     was (same retry history, checkpoint and all), to be continued if one of them fails."""
     storage = study._storage  # noqa: SLF001 - the handle only; the storage API is public
-    if not fail_once(storage, trial._trial_id):  # noqa: SLF001
-        return
     frozen = storage.get_trial(trial._trial_id)  # noqa: SLF001
+    token = uuid.uuid4().hex
+    # Queued before the trial is failed, as in take_over: a process killed between the two
+    # leaves the trial RUNNING with its copy waiting, and recovery (which sees the copy by
+    # _REQUEUED_FROM) only fails it; never a FAIL with nothing to continue the root.
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params=frozen.params, distributions=frozen.distributions,
         user_attrs={k: v for k, v in frozen.user_attrs.items() if k != attrs.WORKER},
-        system_attrs=frozen.system_attrs, intermediate_values=frozen.intermediate_values))
+        system_attrs={**frozen.system_attrs, _TOKEN: token, _REQUEUED_FROM: trial.number},
+        intermediate_values=frozen.intermediate_values))
+    if not fail_once(storage, trial._trial_id):  # noqa: SLF001 - recovered meanwhile: its retry counts
+        _retire(study, token)
+        return
     log.info("trial %d: a retry taken while the budget's slots were all running; re-enqueued", trial.number)
 
 

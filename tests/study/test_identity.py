@@ -106,6 +106,37 @@ def test_a_surplus_retry_waits_for_a_slot_and_is_retired_once_the_budget_is_spen
     assert not (tmp_path / "ckpt").exists(), "its checkpoint is removed with it"
 
 
+@pytest.mark.parametrize("dies_in", ["add_trial", "fail_once"])
+def test_a_surplus_requeue_killed_half_way_leaves_one_continuation(study, monkeypatch, dies_in):
+    """Whichever of its two writes the process dies in, exactly one trial continues the root."""
+    import subprocess
+
+    from sweep.study import recovery
+
+    root = _running(study)
+    assert fail_once(study._storage, root._trial_id)
+    retry_trial(study, study._storage.get_trial(root._trial_id))
+    retry = study.ask()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    retry.set_user_attr(attrs.WORKER, f"{socket.gethostname()}:{dead.pid}")
+
+    def killed(*_, **__):
+        raise KeyboardInterrupt  # the process dies here
+
+    if dies_in == "add_trial":
+        monkeypatch.setattr(study, "add_trial", killed)
+    else:
+        monkeypatch.setattr(recovery, "fail_once", killed)
+    with pytest.raises(KeyboardInterrupt):
+        requeue_surplus_retry(study, retry)
+    monkeypatch.undo()
+    assert recover_interrupted_trials(study) == 1  # the next worker finds the retry's process gone
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].params == retry.params, "the copy, and no second retry"
+    assert study._storage.get_trial(retry._trial_id).state == TrialState.FAIL
+
+
 def test_a_new_study_under_a_used_name_removes_what_the_old_one_left(tiny_config, tmp_path, monkeypatch,
                                                                      sweep_caplog):
     monkeypatch.chdir(tmp_path)
