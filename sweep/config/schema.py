@@ -43,15 +43,19 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
-class FloatRange(_Section):
-    low: float
-    high: float
+class _Range(_Section):
+    """A search range; subclasses give ``low`` and ``high`` their types and bounds."""
 
     @model_validator(mode="after")
-    def _ordered(self) -> FloatRange:
+    def _ordered(self) -> _Range:
         if not self.low < self.high:
             raise ValueError(f"low must be below high, got low={self.low}, high={self.high}")
         return self
+
+
+class FloatRange(_Range):
+    low: float
+    high: float
 
 
 class PositiveFloatRange(FloatRange):
@@ -59,15 +63,9 @@ class PositiveFloatRange(FloatRange):
     high: float = Field(gt=0)
 
 
-class IntRange(_Section):
+class IntRange(_Range):
     low: int = Field(ge=1)
     high: int = Field(ge=1)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> IntRange:
-        if not self.low < self.high:
-            raise ValueError(f"low must be below high, got low={self.low}, high={self.high}")
-        return self
 
 
 class StudyConfig(_Section):

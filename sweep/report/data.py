@@ -92,25 +92,25 @@ class ReportData:
 
 def collect(study: optuna.Study, storage_url: str = "") -> ReportData:
     """Read ``study`` once and compute everything its report shows."""
-    user = study_attrs(study)
-    stored = attrs.read_config(user)
+    records = study_attrs(study)
+    stored = attrs.read_config(records)
     config = _masked(stored) if stored is not None else None
     section = (config or {}).get
     direction = "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
     epochs = (section("train") or {}).get("epochs")
     batch = (section("train") or {}).get("batch_size")
-    num_train = user.get(attrs.NUM_TRAIN)
+    num_train = records.get(attrs.NUM_TRAIN)
     steps_per_epoch = math.ceil(num_train / batch) if num_train and batch else None
 
     trials = [t for t in study.get_trials(deepcopy=False) if not _surplus(t)]
     frame, curves, extra = trials_frame(
         trials, direction, steps_per_epoch * epochs if steps_per_epoch and epochs else None
     )
-    search_space = user.get(attrs.SEARCH_SPACE) if isinstance(user.get(attrs.SEARCH_SPACE), dict) else None
+    search_space = records.get(attrs.SEARCH_SPACE) if isinstance(records.get(attrs.SEARCH_SPACE), dict) else None
     configured = list((search_space or {}).get("schedules") or (section("search") or {}).get("schedules") or [])
     seen = [s for s in SCHEDULES if s in set(frame["schedule"].dropna())]
     schedules = configured + [s for s in seen if s not in configured]
-    num_validation, validation_note = validation_size(user, config)
+    num_validation, validation_note = validation_size(records, config)
     accuracy_n = num_validation if metric_name(config) == "val_accuracy" else None
     top = stats.ranked(frame, direction).head(TOP_K)
     importance_table = importance.importances(trials, direction)
@@ -127,11 +127,11 @@ def collect(study: optuna.Study, storage_url: str = "") -> ReportData:
         objective=(section("study") or {}).get("objective"),
         config=config,
         search_space=search_space,
-        lr_finder=lr_finder_record(study.study_name, user.get(attrs.LR_FINDER), config),
-        prior=user.get(attrs.PRIOR) if isinstance(user.get(attrs.PRIOR), dict) else None,
-        versions=user.get(attrs.VERSIONS) if isinstance(user.get(attrs.VERSIONS), dict) else {},
-        budget=user.get(attrs.N_TRIALS),
-        evaluations=stored_evaluations(user),
+        lr_finder=lr_finder_record(study.study_name, records.get(attrs.LR_FINDER), config),
+        prior=records.get(attrs.PRIOR) if isinstance(records.get(attrs.PRIOR), dict) else None,
+        versions=records.get(attrs.VERSIONS) if isinstance(records.get(attrs.VERSIONS), dict) else {},
+        budget=records.get(attrs.N_TRIALS),
+        evaluations=stored_evaluations(records),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         schedules=schedules,

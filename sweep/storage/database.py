@@ -86,7 +86,8 @@ def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks
     processes can write.
     ``heartbeat`` turns on Optuna's heartbeat: workers record it while they train, and
     ``sweep.study.recovery`` takes over trials whose heartbeat is older than the grace
-    period (``heartbeat_stale_trial_callback`` serves Optuna's own ``fail_stale_trials``).
+    period (``callbacks``, e.g. ``heartbeat_stale_trial_callback``, go to Optuna's storage
+    for its own ``fail_stale_trials``, which sweep does not call).
 
     A database server (PostgreSQL, MySQL) is how workers on several machines share a
     study. There ``create=False`` refuses a database without Optuna's tables instead of

@@ -24,7 +24,7 @@ LR_FINDER_SUMMARY_KEYS = ("method", "suggestion", "lower", "upper", "seconds", "
 
 def artifact_location(config: Config) -> str | None:
     """Where the study's artifacts live: ``study.checkpoint_store`` when the config has it."""
-    return getattr(config.study, "checkpoint_store", None)
+    return config.study.checkpoint_store
 
 
 def lr_finder_summary(study: optuna.Study, lr_result: dict[str, Any], location: str | None) -> dict[str, Any]:

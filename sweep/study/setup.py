@@ -240,12 +240,13 @@ def check_training_set(study: optuna.Study, config: Config, data: Any) -> None:
     """Refuse data (a ``Dataset``) other than the study was created with: another number of
     training images (trials' step counts, schedules and checkpoints are laid out on it) or
     the same number with other content (its trials would mix two datasets)."""
-    stored = study.user_attrs.get(attrs.NUM_TRAIN)
+    records = study_attrs(study)
+    stored = records.get(attrs.NUM_TRAIN)
     where = f"data.path {config.data.path}" if config.data.path else f"data.source {config.data.source}"
     if stored is not None and stored != data.num_train:
         raise ConfigError(f"{where} gives {data.num_train} training images, but study {study.study_name!r} was "
                           f"created with {stored}; point data.path at the data the study was created with")
-    fingerprint = study_attrs(study).get(attrs.DATA_FINGERPRINT)
+    fingerprint = records.get(attrs.DATA_FINGERPRINT)
     if fingerprint is None:
         set_study_attr(study, attrs.DATA_FINGERPRINT, data.fingerprint)  # a study made before sweep kept one
     elif fingerprint != data.fingerprint:

@@ -37,7 +37,7 @@ from sweep.storage.database import make_storage, mask_url
 from sweep.storage.records import study_attrs
 from sweep.study.budget import FINISHED, budget, is_surplus
 from sweep.study.recovery import (beat_once, heartbeat, intended_optuna_use, is_retry, recover_interrupted_trials,
-                                  requeue_surplus_retry, retire_leftover_retries, retry_trial, take_over, worker_name)
+                                  requeue_surplus_retry, retire_leftover_retries, take_over, worker_name)
 from sweep.study.signals import GracefulStop
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def run_worker(
     Callers import Keras first (the CLI does so with TensorFlow's start-up noise silenced).
     """
     with intended_optuna_use():
-        storage = make_storage(storage_url, create=False, heartbeat=True, heartbeat_stale_trial_callback=retry_trial)
+        storage = make_storage(storage_url, create=False, heartbeat=True)
     study = optuna.load_study(study_name=study_name, storage=storage)
     from sweep.study.setup import check_training_set, ensure_study_uuid, stored_config
 
