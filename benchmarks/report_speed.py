@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _readme import update_section, write_json  # noqa: E402
-from sweep.report.data import collect  # noqa: E402
-from sweep.report.figures import draw_all  # noqa: E402
-from sweep.report.source import open_study_for_reading  # noqa: E402
+from sweep.report.data.collect import collect  # noqa: E402
+from sweep.report.figures.draw import draw_all  # noqa: E402
+from sweep.report.data.source import open_study_for_reading  # noqa: E402
 from sweep.report.write import write_report  # noqa: E402
 from tests.fake_study import build_study  # noqa: E402
 

@@ -37,6 +37,7 @@ def test_the_layers_hold():
     ("training/model.py", "import optuna", "Training never imports Optuna"),
     ("report/fmt.py", "import keras", "Reports and storage never import Keras or TensorFlow"),
     ("study/budget.py", "import sweep.commands", "Nothing imports commands or cli"),
+    ("report/analysis/stats.py", "import sweep.report.findings.summary", "Report rooms"),
 ])
 def test_a_wrong_import_breaks_a_contract(tmp_path, module, wrong_import, contract):
     shutil.copytree(ROOT / "sweep", tmp_path / "sweep", ignore=shutil.ignore_patterns("__pycache__"))

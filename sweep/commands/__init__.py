@@ -42,7 +42,7 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
 def study_spec(spec: str, storage: str | None) -> tuple[str, str | None]:
     """(name, storage URL or None) from a NAME or URL#NAME argument and ``--storage``."""
     from sweep.errors import ConfigError
-    from sweep.report.source import split_spec
+    from sweep.report.data.source import split_spec
 
     name, url = split_spec(spec)
     if url and storage:

@@ -31,7 +31,7 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
           "sweep report fmnist --storage postgresql+psycopg://sweep@db.example/sweeps"))
 def _report(args: argparse.Namespace) -> int:
     from sweep.report import write_report
-    from sweep.report.source import open_study_for_reading
+    from sweep.report.data.source import open_study_for_reading
 
     name, url = study_spec(args.name, args.storage)
     study, used = open_study_for_reading(name, url)
@@ -46,7 +46,7 @@ def _report(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from sweep.report import write_comparison
     from sweep.report.compare import default_out_dir
-    from sweep.report.source import open_study_for_reading, split_spec
+    from sweep.report.data.source import open_study_for_reading, split_spec
 
     if len(args.names) < 2:
         raise ConfigError(f"compare needs at least two studies, got {len(args.names)}")

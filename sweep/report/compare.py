@@ -17,10 +17,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sweep.config import SCHEDULES
-from sweep.report.blocks import Document, Findings, Paragraph, Section, Table
-from sweep.report.data import ReportData
-from sweep.report.figures import WIDE, Image, render, time_axis
-from sweep.report.findings import Finding
+from sweep.report.render.blocks import Document, Findings, Paragraph, Section, Table
+from sweep.report.data.collect import ReportData
+from sweep.report.figures.draw import WIDE, Image, render, time_axis
+from sweep.report.findings.finding import Finding
 from sweep.report.fmt import fmt_lr, fmt_value
 from sweep.storage.database import sqlite_path
 

@@ -19,13 +19,14 @@ import optuna
 import yaml
 
 from sweep.errors import ConfigError, TrainingError
-from sweep.report import compare, stats
-from sweep.report.data import CSV_COLUMNS, ReportData, collect
-from sweep.report.figures import FIGURE_NAMES, Image, draw_all
-from sweep.report.findings import findings
-from sweep.report.html import render_html
-from sweep.report.markdown import render_markdown
-from sweep.report.page import study_document
+from sweep.report import compare
+from sweep.report.analysis import stats
+from sweep.report.data.collect import CSV_COLUMNS, ReportData, collect
+from sweep.report.figures.draw import FIGURE_NAMES, Image, draw_all
+from sweep.report.findings.summary import findings
+from sweep.report.render.html import render_html
+from sweep.report.render.markdown import render_markdown
+from sweep.report.render.page import study_document
 
 log = logging.getLogger(__name__)
 

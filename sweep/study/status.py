@@ -81,7 +81,7 @@ def _best(study: optuna.Study) -> str:
 
 
 def study_detail(name: str, storage_url: str | None = None) -> str:
-    from sweep.report.source import open_study_for_reading  # never holds up the workers' writes
+    from sweep.report.data.source import open_study_for_reading  # never holds up the workers' writes
 
     study, _ = open_study_for_reading(name, storage_url)
     counts = count_states(study)

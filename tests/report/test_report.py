@@ -19,11 +19,12 @@ from sweep import attrs
 from sweep.cli import main
 from sweep.config import config_from_dict
 from sweep.training.params import parse_params
-from sweep.report import importance, write_comparison, write_report
-from sweep.report.data import collect
-from sweep.report.findings import findings
-from sweep.report.markdown import escape
-from sweep.report.source import open_study_for_reading, split_spec
+from sweep.report import write_comparison, write_report
+from sweep.report.analysis import importance
+from sweep.report.data.collect import collect
+from sweep.report.findings.summary import findings
+from sweep.report.render.markdown import escape
+from sweep.report.data.source import open_study_for_reading, split_spec
 from tests.conftest import ROOT
 from tests.fake_study import build_study
 

@@ -11,10 +11,10 @@ from optuna.trial import TrialState, create_trial
 
 from sweep import attrs
 from sweep.config import SCHEDULES
-from sweep.report import importance, uncertainty
-from sweep.report.data import collect, validation_size
-from sweep.report.findings import findings
-from sweep.report.page import schedule_table
+from sweep.report.analysis import importance, uncertainty
+from sweep.report.data.collect import collect, validation_size
+from sweep.report.findings.summary import findings
+from sweep.report.render.page import schedule_table
 from tests.fake_study import config_dict
 
 LR = FloatDistribution(1e-5, 1.0, log=True)

@@ -7,8 +7,8 @@ import pytest
 from sweep import attrs
 from sweep.cli import main
 from sweep.report import write_report
-from sweep.report.data import collect
-from sweep.report.findings import findings
+from sweep.report.data.collect import collect
+from sweep.report.findings.summary import findings
 from sweep.study.evaluate import MAX_REPEATS, Evaluation, Run, attr_key, top_trials
 from sweep.storage.records import study_attrs
 from tests.fake_study import config_dict, distributions

@@ -13,7 +13,7 @@ import pytest
 from sweep import attrs
 from sweep.config import config_from_dict
 from sweep.report import write_report
-from sweep.report.data import collect
+from sweep.report.data.collect import collect
 from sweep.storage.records import read_config, set_study_attr, study_attrs
 from sweep.study.setup import open_study
 

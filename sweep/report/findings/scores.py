@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 
-from sweep.report import stats, uncertainty
-from sweep.report.data import ReportData
-from sweep.report.finding import Finding, count, join
+from sweep.report.analysis import stats, uncertainty
+from sweep.report.data.collect import ReportData
+from sweep.report.findings.finding import Finding, count, join
 from sweep.report.fmt import fmt_value
 
 # Without a noise estimate (a loss metric, or an unknown validation size) two types whose

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from sweep.report.figures import Image
-from sweep.report.finding import Finding
+from sweep.report.figures.draw import Image
+from sweep.report.findings.finding import Finding
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from sweep.report.blocks import Code, Document, Findings, Link, Paragraph, Table
-from sweep.report.figures import Image
+from sweep.report.render.blocks import Code, Document, Findings, Link, Paragraph, Table
+from sweep.report.figures.draw import Image
 
 # Inline markup, links, raw HTML and table cells; list and heading markers only count
 # at the start of a line, so only there are they escaped (numbers stay readable).

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 
-from sweep.report import evidence, uncertainty
-from sweep.report.data import ReportData
-from sweep.report.finding import Finding, count
+from sweep.report.analysis import evidence, uncertainty
+from sweep.report.data.collect import ReportData
+from sweep.report.findings.finding import Finding, count
 from sweep.report.fmt import fmt_lr, fmt_value
 
 

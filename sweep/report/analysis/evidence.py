@@ -1,7 +1,7 @@
 """Evidence behind two warnings: a learning-rate range that may be too narrow, and a best
 trial whose score peaked before its last epoch.
 
-Pure computations on the trials table and the per-epoch curves; ``lr_findings`` turns
+Pure computations on the trials table and the per-epoch curves; ``findings.learning_rate`` turns
 them into words.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sweep.report import stats
+from sweep.report.analysis import stats
 
 # "The top trials" the edge check looks at: the best quarter, at least 2 and at most 5 (with
 # a handful of trials, "top 5" would be all of them and say nothing about the optimum).

@@ -1,5 +1,5 @@
 """The report's figures, drawn from ``ReportData`` with matplotlib's object API (Agg);
-the per-epoch and per-step curves are in ``curve_figures``, shared helpers in ``plotting``.
+the per-epoch and per-step curves are in ``curves``, shared helpers in ``plotting``.
 
 Each ``draw_*`` returns a matplotlib ``Figure`` or None when the study has nothing to
 show yet (say, no complete trial). ``render`` turns them into PNG bytes. No pyplot:
@@ -14,10 +14,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sweep.report import stats
-from sweep.report.curve_figures import draw_intermediate, draw_top_epochs, draw_top_lr_curves
-from sweep.report.data import ReportData
-from sweep.report.plotting import (BEST_COLOR, WIDE, Image, color, focus_ylim, metric_label, note_hidden,
+from sweep.report.analysis import stats
+from sweep.report.figures.curves import draw_intermediate, draw_top_epochs, draw_top_lr_curves
+from sweep.report.data.collect import ReportData
+from sweep.report.figures.plotting import (BEST_COLOR, WIDE, Image, color, focus_ylim, metric_label, note_hidden,
                                    render, time_axis)
 from sweep.search.lr_finder_plot import draw_lr_finder
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from sweep.report.data import ReportData
+from sweep.report.data.collect import ReportData
 
 DPI = 100
 WIDE = (10, 4.2)

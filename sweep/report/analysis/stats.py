@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweep.report import uncertainty
+from sweep.report.analysis import uncertainty
 from sweep.training.schedule_math import learning_rates
 
 log = logging.getLogger(__name__)

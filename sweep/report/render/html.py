@@ -10,8 +10,8 @@ import base64
 import html
 import re
 
-from sweep.report.blocks import Code, Document, Findings, Link, Paragraph, Table
-from sweep.report.figures import Image
+from sweep.report.render.blocks import Code, Document, Findings, Link, Paragraph, Table
+from sweep.report.figures.draw import Image
 
 _NUMBER = re.compile(r"^[#+-]?[\d.]+(e[+-]?\d+)?%?$")
 

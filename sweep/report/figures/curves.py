@@ -8,8 +8,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from sweep.report.data import ReportData
-from sweep.report.plotting import LINESTYLES, MARKERS, WIDE, color, focus_ylim, metric_label, trial_label
+from sweep.report.data.collect import ReportData
+from sweep.report.figures.plotting import LINESTYLES, MARKERS, WIDE, color, focus_ylim, metric_label, trial_label
 
 
 def draw_top_epochs(data: ReportData) -> Figure | None:

@@ -11,11 +11,11 @@ import datetime as dt
 
 import yaml
 
-from sweep.report import stats
-from sweep.report.blocks import Code, Document, Findings, Link, Paragraph, Section, Table
-from sweep.report.data import ReportData
-from sweep.report.figures import Image
-from sweep.report.finding import Finding
+from sweep.report.analysis import stats
+from sweep.report.render.blocks import Code, Document, Findings, Link, Paragraph, Section, Table
+from sweep.report.data.collect import ReportData
+from sweep.report.figures.draw import Image
+from sweep.report.findings.finding import Finding
 from sweep.report.fmt import fmt_fixed, fmt_float, fmt_int, fmt_lr, fmt_share, fmt_value
 
 TOP_TABLE_ROWS = 10

@@ -2,8 +2,8 @@
 
 Each finding is one plain-text sentence or two (renderers escape it); ``warning``
 marks the ones that call for action (the best LR at the edge of the range, an
-unfinished study, failures). Comparisons of scores live in ``schedule_findings``
-(noise, schedule types, selection bias) and learning-rate ones in ``lr_findings``.
+unfinished study, failures). Comparisons of scores live in ``scores``
+(noise, schedule types, selection bias) and learning-rate ones in ``learning_rate``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from sweep.report import importance, lr_findings, schedule_findings, stats
-from sweep.report.data import ReportData
-from sweep.report.finding import Finding, count as _count, ordinal
+from sweep.report.analysis import importance, stats
+from sweep.report.findings import learning_rate, scores
+from sweep.report.data.collect import ReportData
+from sweep.report.findings.finding import Finding, count as _count, ordinal
 from sweep.report.fmt import fmt_lr, fmt_value
 
 __all__ = ["Finding", "describe", "findings", "ordinal"]
@@ -39,12 +40,12 @@ def findings(data: ReportData) -> list[Finding]:
     if best is None:
         return result + [Finding("No trial has completed yet, so there is no best configuration to report.", True)]
     result.append(_best(data, best))
-    result += schedule_findings.noise(data)
-    result += schedule_findings.selection(data)
-    result += lr_findings.learning_curve(data, best)
-    result += lr_findings.edges(data)
-    result += lr_findings.suggestion(data, best)
-    result += schedule_findings.schedules(data)
+    result += scores.noise(data)
+    result += scores.selection(data)
+    result += learning_rate.learning_curve(data, best)
+    result += learning_rate.edges(data)
+    result += learning_rate.suggestion(data, best)
+    result += scores.schedules(data)
     result += _prior(data)
     result += _pruning(data)
     result += _importances(data)

@@ -18,8 +18,8 @@ import pandas as pd
 
 from sweep import attrs
 from sweep.config import SCHEDULES
-from sweep.report import importance, stats, uncertainty
-from sweep.report.stored import lr_finder_record, stored_evaluations, validation_size
+from sweep.report.analysis import importance, stats, uncertainty
+from sweep.report.data.stored import lr_finder_record, stored_evaluations, validation_size
 from sweep.storage.database import mask_url
 from sweep.storage.records import study_attrs
 
