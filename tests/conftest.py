@@ -75,8 +75,13 @@ def postgres_url(postgres_server_url):
 @pytest.fixture
 def user_module(tmp_path):
     """Write Python source as a uniquely named module in tmp_path; returns its name.
-    (sys.modules outlives a test, so no two tests share a module name.)"""
+    (sys.modules outlives a test, so no two tests share a module name.) tmp_path is trusted
+    for code, as the folder of a config file this run read would be."""
     import uuid
+
+    from sweep.config.code_dirs import trust
+
+    trust(tmp_path)
 
     def write(source: str, prefix: str = "usermodel") -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:8]}"
@@ -109,3 +114,20 @@ def sweep_caplog(caplog, monkeypatch):
     monkeypatch.setattr(logging.getLogger("sweep"), "propagate", True)
     caplog.set_level(logging.INFO, logger="sweep")
     return caplog
+
+
+@pytest.fixture(autouse=True)
+def _fresh_code_dirs(monkeypatch):
+    """Each test starts with only its working directory trusted for code (sweep.config.code_dirs)."""
+    from sweep.config.code_dirs import ENV
+
+    monkeypatch.delenv(ENV, raising=False)
+
+
+@pytest.fixture
+def trusted_tmp_path(tmp_path):
+    """tmp_path trusted for code, as the folder of a config file this run read would be."""
+    from sweep.config.code_dirs import trust
+
+    trust(tmp_path)
+    return tmp_path

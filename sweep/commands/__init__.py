@@ -60,6 +60,41 @@ def config_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="override a config value by its dotted key, e.g. --set train.epochs=3 (repeatable)",
     )
+    code_dir_argument(parser)
+
+
+def code_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--code-dir", metavar="DIR", default=None,
+                        help="the folder of your model.builder / data.loader modules (default: study.code_dir, "
+                             "else the config file's folder); code is imported only from the working directory, "
+                             "the config file's folder and this folder, never from a folder a study names")
+
+
+def trust_code_dir(code_dir: str | None) -> str | None:
+    """Trust ``--code-dir`` for this run (and its workers); its absolute path, or None."""
+    if code_dir is None:
+        return None
+    from pathlib import Path
+
+    from sweep.config.code_dirs import trust
+    from sweep.errors import ConfigError
+
+    folder = Path(code_dir).expanduser().resolve()
+    if not folder.is_dir():
+        raise ConfigError(f"--code-dir {code_dir}: no such folder; expected the folder of your model or data module")
+    trust(folder)
+    return str(folder)
+
+
+def load_run_config(args: argparse.Namespace):
+    """The config of CONFIG, ``--set`` and ``--code-dir`` (which replaces ``study.code_dir``)."""
+    from sweep.config import load_config
+
+    config = load_config(args.config, args.set)
+    folder = trust_code_dir(args.code_dir)
+    if folder is None or not (config.model.builder or config.data.loader):
+        return config
+    return config.model_copy(update={"study": config.study.model_copy(update={"code_dir": folder})})
 
 
 def storage_url(text: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from sweep.commands import EXIT_OK, command, import_keras_quietly, storage_faults, storage_url, study_spec
+from sweep.commands import (EXIT_OK, code_dir_argument, command, import_keras_quietly, storage_faults, storage_url,
+                            study_spec, trust_code_dir)
 from sweep.errors import ConfigError
 
 
@@ -18,6 +19,7 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="retrainings run in parallel processes (default: one per core, at most K x R)")
     parser.add_argument("--storage", metavar="URL", type=storage_url, default=None,
                         help="storage URL (default: sqlite:///studies/NAME.db)")
+    code_dir_argument(parser)
 
 
 @command("evaluate", "retrain the best trials on train+validation with R seeds and score them on the test split",
@@ -34,13 +36,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     name, url = study_spec(args.name, args.storage)
+    code_dir = trust_code_dir(args.code_dir)
     study = load_study(name, url)
 
     import_keras_quietly()
     from sweep.study.evaluate import evaluate_study, study_config, top_trials
 
     trials = top_trials(study, args.top)
-    config = study_config(study)
+    config = study_config(study, code_dir)
     if len(trials) < args.top:
         print(f"the study has only {len(trials)} complete trial(s); evaluating those")
     print(f"retraining the top {len(trials)} trial(s) of {name} {args.repeats} time(s) each for "
@@ -50,7 +53,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"trial #{number} seed {run.seed}: test accuracy {run.test_accuracy:.4f} ({run.seconds:.1f}s)", flush=True)
 
     with storage_faults(resolve_storage_url(name, url)):  # results are stored in the study
-        results = evaluate_study(study, args.top, args.repeats, workers=args.workers, on_run=show)
+        results = evaluate_study(study, args.top, args.repeats, workers=args.workers, on_run=show,
+                                 code_dir=code_dir)
     validation = {t.number: t.value for t in trials}
     for result in results:
         spread = f" ± {result.sd:.4f} (sd)" if len(result.runs) > 1 else ""

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sweep.commands import EXIT_OK, command, config_arguments, import_keras_quietly
+from sweep.commands import EXIT_OK, command, config_arguments, import_keras_quietly, load_run_config
 
 RESULTS_DIR = Path("results")
 
@@ -20,10 +20,9 @@ def _lr_find_arguments(parser: argparse.ArgumentParser) -> None:
          ("sweep lr-find configs/quickstart.yaml --set data.source=idx --set data.path=../shared/data/fashion-mnist-sample",
           "sweep lr-find configs/fashion_mnist.yaml --set lr_finder.num_steps=300 --seed 1"))
 def _lr_find(args: argparse.Namespace) -> int:
-    from sweep.config import load_config
     from sweep.training.data import load_dataset
 
-    config = load_config(args.config, args.set)
+    config = load_run_config(args)
     seed = config.study.seed if args.seed is None else args.seed
     import_keras_quietly()  # a data.loader module may import Keras
     data = load_dataset(config.data, config.study.seed, config.study.code_dir)

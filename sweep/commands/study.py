@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import multiprocessing
 import os
@@ -12,8 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sweep.commands import (EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, command, config_arguments, import_keras_quietly,
-                            storage_faults, storage_url, study_spec)
+from sweep.commands import (EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, code_dir_argument, command, config_arguments,
+                            import_keras_quietly, load_run_config, storage_faults, storage_url, study_spec,
+                            trust_code_dir)
 
 RESULTS_DIR = Path("results")
 # A worker reuses one compiled model (sweep.training.model_cache) and grows about 0.4 MB a trial
@@ -79,6 +81,7 @@ def _resume_arguments(parser: argparse.ArgumentParser) -> None:
                              "study.code_dir, study.workers, study.timeout_s, study.checkpoint_store (repeatable)")
     parser.add_argument("--force", action="store_true",
                         help="continue even though the model's or loader's source file changed since the study ran")
+    code_dir_argument(parser)
 
 
 @command("run", "create or continue the study a config describes, until its budget is spent", _run_arguments,
@@ -86,10 +89,9 @@ def _resume_arguments(parser: argparse.ArgumentParser) -> None:
           "sweep run configs/fashion_mnist.yaml --workers 2 --n-trials 60",
           "sweep run configs/fashion_mnist.yaml --storage postgresql+psycopg://sweep@db.example/sweeps"))
 def _run(args: argparse.Namespace) -> int:
-    from sweep.config import load_config
     from sweep.storage.database import resolve_storage_url
 
-    config = load_config(args.config, args.set)
+    config = load_run_config(args)
     url = resolve_storage_url(config.study.name, args.storage or config.study.storage)
     _quiet_optuna()
     import_keras_quietly()  # creating a study builds its model; continuing it trains
@@ -117,9 +119,17 @@ def _resume(args: argparse.Namespace) -> int:
     from sweep.storage.database import resolve_storage_url
 
     url = resolve_storage_url(args.name, args.storage)
+    overrides = list(args.set)
+    for item in args.set:  # a code folder given on this command line is the invocation's choice
+        key, _, value = item.partition("=")
+        if key.strip() == "study.code_dir" and value.strip():
+            trust_code_dir(value.strip())
+    folder = trust_code_dir(args.code_dir)
+    if folder is not None:
+        overrides.append(f"study.code_dir={json.dumps(folder)}")
     import_keras_quietly()  # the stored config's model module may import Keras; the data is checked first
     with storage_faults(url):
-        study, config = reopen_study(args.name, args.storage, n_trials=args.n_trials, overrides=args.set,
+        study, config = reopen_study(args.name, args.storage, n_trials=args.n_trials, overrides=overrides,
                                      force=args.force)
     return _drive(study, config, url, args)
 

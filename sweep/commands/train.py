@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sweep.commands import EXIT_OK, EXIT_RUNTIME, command, config_arguments, import_keras_quietly
+from sweep.commands import EXIT_OK, EXIT_RUNTIME, command, config_arguments, import_keras_quietly, load_run_config
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,10 +36,9 @@ def _params_of(config_path: str) -> str:
          ("sweep train configs/quickstart.yaml --params '{\"initial_lr\": 3e-3, \"schedule\": \"cosine\"}'",
           "sweep train results/quickstart/best_config.yaml --params results/quickstart/best_config.yaml"))
 def _train(args: argparse.Namespace) -> int:
-    from sweep.config import load_config
     from sweep.training.params import parse_params
 
-    config = load_config(args.config, args.set)
+    config = load_run_config(args)
     params = parse_params(args.params if args.params is not None else _params_of(args.config))
     seed = config.study.seed if args.seed is None else args.seed
 

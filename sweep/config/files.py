@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweep.config.schema import PARAMS_KEY, Config
+from sweep.config.code_dirs import trust
 from sweep.errors import ConfigError
 
 
@@ -143,7 +144,10 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     # "params" (read by `sweep train --params`); the config part is a config like any other.
     raw.pop(PARAMS_KEY, None)
     config = config_from_dict(apply_overrides(raw, list(overrides), source), source)
-    return _with_code_dir(config, path.resolve().parent)
+    config = _with_code_dir(config, path.resolve().parent)
+    # The file is this run's own input: its folder (and the code folder it names) may hold code.
+    trust(path.resolve().parent, *([config.study.code_dir] if config.study.code_dir else []))
+    return config
 
 
 def _with_code_dir(config: Config, config_folder: Path) -> Config:

@@ -9,8 +9,7 @@ them) but out of those rows. Studies made before this split hold everything in u
 attrs; ``study_attrs`` reads both, a system attr winning.
 
 Optuna 5 has no public study-level system attr API any more (``Study.system_attrs`` was
-removed), but its storages still keep them (``get_study_system_attrs`` /
-``set_study_system_attr``, the BaseStorage interface every backend implements).
+removed), but its storages still keep them; ``sweep.storage.optuna_private`` reaches them.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import Any
 import optuna
 
 from sweep import attrs
+from sweep.storage.optuna_private import set_study_system_attr, study_system_attrs
 
 # The user attrs: what `optuna studies` and optuna-dashboard show. Keep each short.
 SHOWN = frozenset({attrs.N_TRIALS, attrs.NUM_TRAIN, attrs.NUM_VALIDATION, attrs.STUDY_UUID, attrs.LR_FINDER})
@@ -27,7 +27,7 @@ SHOWN = frozenset({attrs.N_TRIALS, attrs.NUM_TRAIN, attrs.NUM_VALIDATION, attrs.
 
 def study_attrs(study: optuna.Study) -> dict[str, Any]:
     """Every sweep record of ``study``: its user attrs and sweep's system attrs, joined."""
-    system = study._storage.get_study_system_attrs(study._study_id)  # noqa: SLF001 (see module doc)
+    system = study_system_attrs(study)
     records = {**study.user_attrs, **{k: v for k, v in system.items() if k.startswith(attrs.PREFIX)}}
     if attrs.CONFIG in system:  # a whole config: an older split's second half must not join it
         records.pop(attrs.CONFIG_EXTRA, None)
@@ -39,7 +39,7 @@ def set_study_attr(study: optuna.Study, key: str, value: Any) -> None:
     if key in SHOWN:
         study.set_user_attr(key, value)
     else:
-        study._storage.set_study_system_attr(study._study_id, key, value)  # noqa: SLF001
+        set_study_system_attr(study, key, value)
 
 
 def read_config(study: optuna.Study) -> dict[str, Any] | None:

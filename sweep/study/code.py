@@ -3,10 +3,11 @@
 A study stores its config in the database, and ``sweep resume`` (on any machine) runs
 the code it names. So every run resolves the config's entry points first, through
 ``sweep.training.entry_points``, which refuses anything but the user's own module
-files before running any of it. The hash of the file that defines each function is
-stored in the study (``attrs.CODE``): a changed model or loader file changes what a
-trial means, so like any search-relevant config change it is refused unless the run
-passes ``--force``, which adopts it.
+files, from folders this run chose, before running any of it. The SHA-256 of the module
+file each entry point names is stored in the study (``attrs.CODE``) and compared, on every
+later run, with the file's bytes *before* they are imported: a changed model or loader
+file changes what a trial means, so like any search-relevant config change it is refused
+(unexecuted) unless the run passes ``--force``, which adopts it.
 """
 
 from __future__ import annotations
@@ -20,20 +21,28 @@ from sweep import attrs
 from sweep.config import Config
 from sweep.errors import StudyError
 from sweep.storage.records import set_study_attr, study_attrs
-from sweep.training.entry_points import load_entry_point
+from sweep.training.entry_points import Located, import_located, locate_entry_point
 
 log = logging.getLogger(__name__)
 
 
-def code_fingerprint(config: Config) -> dict[str, dict[str, str]]:
-    """``{config key: {"entry_point", "file", "sha256"}}`` for each entry point the config names.
-
-    Imports the modules (refusing anything but the user's own files) and calls nothing.
-    """
+def locate_code(config: Config) -> dict[str, Located]:
+    """Each entry point the config names, found and hashed; none of its code run."""
     named = {"model.builder": config.model.builder, "data.loader": config.data.loader}
-    return {
-        key: load_entry_point(spec, config.study.code_dir, key).describe() for key, spec in named.items() if spec
-    }
+    return {key: locate_entry_point(spec, config.study.code_dir, key) for key, spec in named.items() if spec}
+
+
+def describe(located: dict[str, Located]) -> dict[str, dict[str, str]]:
+    """``{config key: {"entry_point", "file", "sha256"}}``: what a study stores."""
+    return {key: {"entry_point": loc.spec, "file": str(loc.file), "sha256": loc.sha256} for key, loc in located.items()}
+
+
+def code_fingerprint(config: Config) -> dict[str, dict[str, str]]:
+    """``describe`` of the config's entry points, once each has imported (calling nothing)."""
+    located = locate_code(config)
+    for loc in located.values():
+        import_located(loc)
+    return describe(located)
 
 
 def code_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -51,10 +60,11 @@ def code_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[st
 def check_code(study: optuna.Study, config: Config, *, force: bool = False) -> list[str]:
     """Resolve ``config``'s entry points and compare their files with the study's record.
 
-    Raises ``StudyError`` naming each changed file unless ``force``, which stores the new
-    hashes. Returns the differences found (adopted when ``force``).
+    Each file is hashed before it is imported: a changed file raises ``StudyError`` (naming
+    it) unexecuted unless ``force``, which imports it and stores the new hashes. Returns the differences found (adopted when ``force``).
     """
-    current = code_fingerprint(config)
+    located = locate_code(config)  # hashed before anything is imported: a refused file never runs
+    current = describe(located)
     stored = study_attrs(study).get(attrs.CODE) or {}
     differences = code_differences(stored, current)
     if differences and not force:
@@ -62,6 +72,8 @@ def check_code(study: optuna.Study, config: Config, *, force: bool = False) -> l
             f"study {study.study_name!r} was run with other code: " + "; ".join(differences)
             + " (restore the file, choose a new study.name, or pass --force to continue with this code)"
         )
+    for loc in located.values():
+        import_located(loc)
     if differences or set(current) != set(stored):
         if differences:
             log.warning("adopting changed code for study %s (--force): %s", study.study_name, "; ".join(differences))

@@ -82,12 +82,17 @@ def attr_key(trial: int) -> str:
     return f"{attrs.EVALUATION_PREFIX}{trial}"
 
 
-def study_config(study: optuna.Study) -> Config:
+def study_config(study: optuna.Study, code_dir: str | None = None) -> Config:
+    """The study's stored config; ``code_dir`` (``--code-dir``, trusted by the caller) replaces
+    its ``study.code_dir``, which is only a hint (``sweep.config.code_dirs``)."""
     raw = read_config(study)
     if raw is None:
         raise StudyError(f"study {study.study_name!r} has no stored config ({attrs.CONFIG}); "
                          "evaluate works on studies made by 'sweep run'")
-    return config_from_dict(raw, f"study {study.study_name} config")
+    config = config_from_dict(raw, f"study {study.study_name} config")
+    if code_dir is None:
+        return config
+    return config.model_copy(update={"study": config.study.model_copy(update={"code_dir": code_dir})})
 
 
 def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
@@ -103,11 +108,11 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
 
 
 def evaluate_study(study: optuna.Study, top: int = 1, repeats: int = 1, *, workers: int | None = None,
-                   on_run: Callable[[int, Run], None] | None = None) -> list[Evaluation]:
+                   on_run: Callable[[int, Run], None] | None = None, code_dir: str | None = None) -> list[Evaluation]:
     """Retrain the ``top`` best trials ``repeats`` times each; store and return their evaluations."""
     if not 1 <= repeats <= MAX_REPEATS:
         raise StudyError(f"--repeats must be from 1 to {MAX_REPEATS}, got {repeats}")
-    config = study_config(study)
+    config = study_config(study, code_dir)
     trials = top_trials(study, top)
     check_code(study, config)  # the model a trial trained, or refused
     _test_split(config.data.model_dump_json(), config.study.code_dir)  # a missing test split fails before training

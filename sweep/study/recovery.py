@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweep import attrs
 from sweep.storage.artifacts import remove_checkpoints
+from sweep.storage import optuna_private as private
 from sweep.storage.database import GRACE_PERIOD_S
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def take_over(study: optuna.Study, trial_id: int) -> bool:
     leaves the trial RUNNING with its retry waiting (the next recovery only fails it),
     never FAIL without a retry. Of two processes taking over one trial at once, the one
     whose failure lands keeps its retry and the other retires its own."""
-    storage = study._storage  # noqa: SLF001 - the handle only; the storage API is public
+    storage = private.storage_of(study)
     frozen = storage.get_trial(trial_id)
     if frozen.state.is_finished():
         return False
@@ -95,14 +96,14 @@ def take_over(study: optuna.Study, trial_id: int) -> bool:
 
 
 def _retire(study: optuna.Study, token: str) -> None:
-    storage = study._storage  # noqa: SLF001
+    storage = private.storage_of(study)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)):
         if trial.system_attrs.get(_TOKEN) == token:
             try:
-                storage.set_trial_user_attr(trial._trial_id, attrs.SURPLUS, True)  # noqa: SLF001
+                storage.set_trial_user_attr(private.trial_id(trial), attrs.SURPLUS, True)
             except optuna.exceptions.UpdateFinishedTrialError:
                 return
-            fail_once(storage, trial._trial_id)  # noqa: SLF001 - if taken meanwhile, its worker stops it
+            fail_once(storage, private.trial_id(trial))
 
 
 def fail_once(storage: optuna.storages.BaseStorage, trial_id: int) -> bool:
@@ -115,14 +116,14 @@ def fail_once(storage: optuna.storages.BaseStorage, trial_id: int) -> bool:
 
 
 def is_retry(storage: optuna.storages.BaseStorage, trial: optuna.Trial) -> bool:
-    return _FAILED_TRIAL in storage.get_trial_system_attrs(trial._trial_id)  # noqa: SLF001
+    return _FAILED_TRIAL in storage.get_trial_system_attrs(private.trial_id(trial))
 
 
 def requeue_surplus_retry(study: optuna.Study, trial: optuna.Trial) -> None:
     """A retry taken when running trials hold every slot of the budget: put it back as it
     was (same retry history, checkpoint and all), to be continued if one of them fails."""
-    storage = study._storage  # noqa: SLF001 - the handle only; the storage API is public
-    frozen = storage.get_trial(trial._trial_id)  # noqa: SLF001
+    storage = private.storage_of(study)
+    frozen = storage.get_trial(private.trial_id(trial))
     token = uuid.uuid4().hex
     # Queued before the trial is failed, as in take_over: a process killed between the two
     # leaves the trial RUNNING with its copy waiting, and recovery (which sees the copy by
@@ -132,7 +133,7 @@ def requeue_surplus_retry(study: optuna.Study, trial: optuna.Trial) -> None:
         user_attrs={k: v for k, v in frozen.user_attrs.items() if k != attrs.WORKER},
         system_attrs={**frozen.system_attrs, _TOKEN: token, _REQUEUED_FROM: trial.number},
         intermediate_values=frozen.intermediate_values))
-    if not fail_once(storage, trial._trial_id):  # noqa: SLF001 - recovered meanwhile: its retry counts
+    if not fail_once(storage, private.trial_id(trial)):
         _retire(study, token)
         return
     log.info("trial %d: a retry taken while the budget's slots were all running; re-enqueued", trial.number)
@@ -141,16 +142,16 @@ def requeue_surplus_retry(study: optuna.Study, trial: optuna.Trial) -> None:
 def retire_leftover_retries(study: optuna.Study, store) -> int:
     """Once the budget is spent, retries still waiting (enqueued after every slot was
     taken) are never needed: mark them surplus, FAIL, and remove their checkpoints."""
-    storage = study._storage  # noqa: SLF001
+    storage = private.storage_of(study)
     retired = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         if _FAILED_TRIAL not in trial.system_attrs:
             continue
         try:
-            storage.set_trial_user_attr(trial._trial_id, attrs.SURPLUS, True)  # noqa: SLF001
+            storage.set_trial_user_attr(private.trial_id(trial), attrs.SURPLUS, True)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
-        if fail_once(storage, trial._trial_id):  # noqa: SLF001
+        if fail_once(storage, private.trial_id(trial)):
             retired.append(trial)
     if retired:
         remove_checkpoints(store, retired)
@@ -175,10 +176,10 @@ def recover_interrupted_trials(study: optuna.Study) -> int:
     stale = set(_stale_trial_ids(study))
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(trial.user_attrs.get(attrs.WORKER, ""))
-        silent = trial._trial_id in stale  # noqa: SLF001
+        silent = private.trial_id(trial) in stale
         if not silent and not _owner_is_gone(owner, trial.datetime_start):
             continue
-        if not take_over(study, trial._trial_id):  # noqa: SLF001
+        if not take_over(study, private.trial_id(trial)):
             continue  # another worker recovered it first
         log.warning("trial %d: its worker %s is %s; re-enqueued to continue from its checkpoint", trial.number,
                     owner or "unnamed", "silent (no heartbeat within the grace period)" if silent else "gone")
@@ -187,16 +188,8 @@ def recover_interrupted_trials(study: optuna.Study) -> int:
 
 
 def _stale_trial_ids(study: optuna.Study) -> list[int]:
-    """Ids of RUNNING trials whose heartbeat is past the grace period (the database's clock).
-
-    The query Optuna's ``fail_stale_trials`` uses; it has no public name, so a storage
-    without it (no heartbeat: in-memory, journal) has no stale trials."""
-    storage = study._storage  # noqa: SLF001
-    find = getattr(storage, "_get_stale_trial_ids", None)
-    if find is None or not getattr(storage, "get_heartbeat_interval", lambda: None)():
-        return []
     with intended_optuna_use():
-        return list(find(study._study_id))  # noqa: SLF001
+        return private.stale_trial_ids(study)
 
 
 def _owner_is_gone(owner: str, started: datetime | None) -> bool:
@@ -225,7 +218,7 @@ def _alive(pid: int) -> bool:
 
 def beat_once(storage, trial: optuna.Trial) -> None:
     if getattr(storage, "get_heartbeat_interval", lambda: None)():
-        storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
+        storage.record_heartbeat(private.trial_id(trial))
 
 
 @contextmanager
@@ -241,7 +234,7 @@ def heartbeat(storage: optuna.storages.BaseStorage, trial: optuna.Trial) -> Iter
         failing = False
         while True:
             try:
-                storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
+                storage.record_heartbeat(private.trial_id(trial))
             except Exception as exc:  # noqa: BLE001 - a missed beat must not kill training
                 if not failing:  # once per outage, not every interval
                     log.warning("trial %d: heartbeat not recorded (%s); after %d s without one another worker "

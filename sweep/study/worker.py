@@ -34,6 +34,7 @@ from sweep.config import Config
 from sweep.errors import DISK_FULL_ERRNOS, TrainingError, TrialTakenOver
 from sweep.storage.artifacts import open_artifact_store
 from sweep.storage.database import make_storage, mask_url
+from sweep.storage.optuna_private import trial_id
 from sweep.storage.records import study_attrs
 from sweep.study.budget import FINISHED, budget, is_surplus
 from sweep.study.recovery import (beat_once, heartbeat, intended_optuna_use, is_retry, recover_interrupted_trials,
@@ -217,7 +218,7 @@ def _taken_over(trial: optuna.Trial) -> None:
 def _requeue(study: optuna.Study, trial: optuna.Trial) -> None:
     """Fail an interrupted trial and enqueue its continuation (same parameters, its checkpoint),
     unless another worker failed it first: that worker enqueued the one retry."""
-    if not take_over(study, trial._trial_id):  # noqa: SLF001
+    if not take_over(study, trial_id(trial)):
         return
     log.warning("trial %d interrupted; re-enqueued to continue from its last epoch", trial.number)
 

@@ -4,6 +4,7 @@ to name other code refused without calling it."""
 
 import os
 import re
+import sys
 
 import numpy as np
 import optuna
@@ -100,7 +101,7 @@ def test_resume_refuses_a_changed_model_file_and_force_adopts_it(tmp_path, own_s
     [
         ("os:abort", None, "standard library module 'os'"),
         ("shutil:rmtree", None, "standard library module 'shutil'"),
-        ("numpy:zeros", "SITE_PACKAGES", "module 'numpy' is .*not a file under"),
+        ("numpy:zeros", "SITE_PACKAGES", "study.code_dir .*site-packages is not a folder this run may import code"),
     ],
 )
 def test_a_stored_config_edited_to_name_other_code_is_refused_and_nothing_is_called(
@@ -119,9 +120,47 @@ def test_a_stored_config_edited_to_name_other_code_is_refused_and_nothing_is_cal
     capsys.readouterr()
     assert main(["resume", "own", "--n-trials", "3"]) == 2
     err = error_line(capsys.readouterr().err)
-    assert err.startswith("sweep: error: model.builder: ")
+    assert err.startswith("sweep: error: model.builder: " if code_dir is None else "sweep: error: study.code_dir ")
     assert re.search(message, err)
     assert calls == [] and len(load(tmp_path).trials) == 1 and load(tmp_path).user_attrs[attrs.N_TRIALS] == 1
+
+
+def test_a_stored_code_dir_and_matching_hash_cannot_choose_the_code_resume_runs(tmp_path, own_study, capsys):
+    """Someone with write access to the database points study.code_dir at another folder with
+    a builder of theirs, and makes the stored hash match it: resume refuses, unexecuted."""
+    own_study()
+    assert main(["run", "config.yaml", "--no-report"]) == 0
+    other = tmp_path.parent / f"{tmp_path.name}-other"
+    other.mkdir()
+    marker = other / "ran"
+    planted = other / "planted_model.py"
+    planted.write_text(f"open({str(marker)!r}, 'w').close()\n" + MLP)
+    study = load(tmp_path)
+    raw = study_attrs(study)[attrs.CONFIG]
+    raw["study"]["code_dir"], raw["model"]["builder"] = str(other), "planted_model:build"
+    set_study_attr(study, attrs.CONFIG, raw)
+    set_study_attr(study, attrs.CODE, {"model.builder": {"entry_point": "planted_model:build", "file": str(planted),
+                                                        "sha256": file_sha256(planted)}})
+    capsys.readouterr()
+    assert main(["resume", "own", "--n-trials", "2"]) == 2
+    err = error_line(capsys.readouterr().err)
+    assert f"study.code_dir {other} is not a folder this run may import code from ({tmp_path}" in err, err
+    assert not marker.exists() and "planted_model" not in sys.modules
+    assert len(load(tmp_path).trials) == 1 and load(tmp_path).user_attrs[attrs.N_TRIALS] == 1
+    # The folder's owner says it is theirs: then it is their code, and it runs.
+    assert main(["resume", "own", "--n-trials", "2", "--code-dir", str(other), "--no-report"]) == 0
+    assert marker.exists() and len(load(tmp_path).trials) == 2
+
+
+def test_a_changed_model_file_is_refused_before_its_new_code_runs(tmp_path, own_study, capsys):
+    module = own_study()
+    assert main(["run", "config.yaml", "--no-report"]) == 0
+    marker = tmp_path / "ran"
+    module.write_text(f"open({str(marker)!r}, 'w').close()\n" + MLP)
+    capsys.readouterr()
+    assert main(["resume", "own", "--n-trials", "2"]) == 2
+    assert "changed since the study last ran it" in error_line(capsys.readouterr().err)
+    assert not marker.exists()
 
 
 BAD_BUILDERS = [

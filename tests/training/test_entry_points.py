@@ -2,14 +2,21 @@
 
 import hashlib
 import os
+import sys
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from sweep.config.code_dirs import trust
 from sweep.errors import ConfigError
-from sweep.training.entry_points import load_entry_point
+from sweep.training.entry_points import import_located, load_entry_point, locate_entry_point
+
+
+@pytest.fixture(autouse=True)
+def trusted_tmp_path(tmp_path):
+    trust(tmp_path)  # as if a config file there had been read, or --code-dir given
 
 
 def unique(prefix: str = "m") -> str:
@@ -64,10 +71,42 @@ def test_the_standard_library_installed_packages_and_sweep_are_refused_before_an
 
 
 def test_a_code_dir_pointing_into_site_packages_is_refused(tmp_path):
-    """A database row can name any folder as study.code_dir: installed code stays refused."""
+    """A database row can name any folder as study.code_dir: installed code stays refused,
+    first because no invocation chose that folder, and even if one did."""
     site_packages = str(Path(np.__file__).parents[1])
+    with pytest.raises(ConfigError, match=f"study.code_dir {site_packages} is not a folder this run may import"):
+        load_entry_point("numpy.linalg:norm", site_packages, "model.builder")
+    trust(site_packages)
     with pytest.raises(ConfigError, match="not a file under"):
         load_entry_point("numpy.linalg:norm", site_packages, "model.builder")
+
+
+def test_a_code_dir_no_invocation_chose_is_refused_before_its_code_runs(tmp_path):
+    elsewhere = tmp_path.parent / f"elsewhere-{uuid.uuid4().hex[:6]}"
+    elsewhere.mkdir()
+    name = unique()
+    marker = elsewhere / "ran"
+    write_module(elsewhere, name, f"open({str(marker)!r}, 'w').close()\ndef build(shape, classes):\n    return 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_entry_point(f"{name}:build", str(elsewhere), "model.builder")
+    message = str(info.value)
+    assert str(elsewhere) in message and str(Path.cwd()) in message and "--code-dir" in message
+    assert not marker.exists() and name not in sys.modules
+
+
+def test_a_module_is_hashed_before_it_runs_and_runs_from_the_hashed_bytes(tmp_path):
+    package = unique("pkg")
+    marker = tmp_path / "ran"
+    write_module(tmp_path, f"{package}.__init__", f"open({str(marker)!r}, 'a').write('init ')\n")
+    path = write_module(tmp_path, f"{package}.models",
+                        f"open({str(marker)!r}, 'a').write('models ')\ndef build(shape, classes):\n    return 1\n")
+    located = locate_entry_point(f"{package}.models:build", str(tmp_path), "model.builder")
+    assert located.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not marker.exists() and package not in sys.modules  # not even the package's __init__ ran
+    path.write_text("def build(shape, classes):\n    return 2\n")  # changed after hashing
+    entry = import_located(located)
+    assert entry.function(0, 0) == 1 and entry.sha256 == located.sha256  # what was hashed is what ran
+    assert marker.read_text() == "init models "
 
 
 def test_a_module_named_like_an_installed_one_is_refused_not_shadowed(tmp_path):

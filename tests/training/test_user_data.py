@@ -10,6 +10,8 @@ from sweep.errors import ConfigError, DataError
 from sweep.training.data import load_dataset, load_test_split
 
 
+pytestmark = pytest.mark.usefixtures("trusted_tmp_path")  # the loaders are written there
+
 def arrays(n=200, shape=(6, 5), classes=4, dtype=np.uint8, test=40, seed=0):
     rng = np.random.default_rng(seed)
     out = {"x_train": (rng.random((n, *shape)) * 255).astype(dtype), "y_train": np.arange(n) % classes}
