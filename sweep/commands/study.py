@@ -135,15 +135,9 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _quiet_optuna() -> None:
-    """Our log says what each trial did; Optuna's per-trial lines and its warnings about
-    the experimental heartbeat API (used on purpose, outside optimize) would only repeat it."""
-    import warnings
+    from sweep.study.session import quiet_optuna
 
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    quiet_optuna()
 
 
 def _drive(study, config, url: str, args: argparse.Namespace) -> int:
@@ -156,9 +150,9 @@ def _drive(study, config, url: str, args: argparse.Namespace) -> int:
     print(f"study {study.study_name} ({mask_url(url)}): {status.finished}/{status.total} trials finished; "
           f"{workers} worker{'s' * (workers > 1)}", flush=True)
     code = _run_workers(study, url, config, workers) if status.left else EXIT_OK
-    status = budget(study)
-    if status.finished >= status.total and not status.running:
-        _remove_checkpoints(study, config)
+    from sweep.study.session import finish
+
+    finish(study, config)
     _print_best(study)
     if code == EXIT_OK and not args.no_report:
         from sweep.report import write_report
@@ -166,17 +160,6 @@ def _drive(study, config, url: str, args: argparse.Namespace) -> int:
         index = write_report(study, RESULTS_DIR / study.study_name, storage_url=url)
         print(f"report: {index}")
     return code
-
-
-def _remove_checkpoints(study, config) -> None:
-    """The study is done: no trial will be continued, so no checkpoint is needed."""
-    from sweep.storage.artifacts import open_artifact_store, remove_checkpoints
-    from sweep.storage.database import checkpoints_dir
-
-    remove_checkpoints(open_artifact_store(study.study_name, config.study.checkpoint_store),
-                       study.get_trials(deepcopy=False))
-    for legacy in checkpoints_dir(study.study_name).glob("trial-*"):  # written by sweep before 2026-11-30
-        shutil.rmtree(legacy, ignore_errors=True)
 
 
 def _run_workers(study, url: str, config, workers: int) -> int:

@@ -1,7 +1,7 @@
 """Drawing an LR range test: loss against learning rate (log axis), suggestion and bounds.
 
 Works on the plain dict of ``lr_finder.json`` / the study's ``sweep:lr_finder`` attr
-(GUIDE §1 keys), so the report draws it without Keras. matplotlib only (Agg).
+(GUIDE §1 keys), so the report draws it without Keras. matplotlib only (Agg, no pyplot).
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display anywhere we run; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
+# matplotlib's object API, never pyplot: a Figure saves through Agg by itself, and the
+# backend of a notebook that imports sweep stays the user's.
+from matplotlib.figure import Figure
 
 _RAW_STYLE = {"color": "0.7", "linewidth": 0.8, "label": "batch loss"}
 _SMOOTH_STYLE = {"color": "C0", "linewidth": 1.6, "label": "smoothed"}
@@ -81,13 +80,16 @@ def save_lr_finder_png(result: dict, path: str | Path) -> Path:
     """Draw ``result`` into a PNG at ``path`` (parent folders created) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(10, 4.2), layout="constrained")
-    try:
-        draw_lr_finder(ax, result)
-        fig.savefig(path, dpi=120)
-    finally:
-        plt.close(fig)
+    fig = lr_finder_figure(result)
+    fig.savefig(path, dpi=120)
     return path
+
+
+def lr_finder_figure(result: dict) -> Figure:
+    """A new figure of ``result`` (not managed by pyplot: nothing to close)."""
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    draw_lr_finder(fig.add_subplot(), result)
+    return fig
 
 
 def _positive(value: Any) -> bool:

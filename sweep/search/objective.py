@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -65,13 +66,14 @@ class Objective:
     """
 
     def __init__(self, config: Config, data: Dataset, space: dict[str, Any], store: Any, worker: str,
-                 study_uuid: str):
+                 study_uuid: str, on_epoch: Callable[[int, EpochLog], None] | None = None):
         self.config = config
         self.data = data
         self.space = space
         self.store = store
         self.worker = worker
         self.study_uuid = study_uuid
+        self.on_epoch = on_epoch  # (trial number, epoch): the Python API's progress and hooks
         self.models = ModelCache()  # one compiled model for all of this worker's trials
         if config.model.builder:
             # Import the user's module before a checkpoint is loaded: it registers any custom layers.
@@ -100,7 +102,7 @@ class Objective:
 
         try:
             result = train(config, params, self.data, seed=seed, resume=resume, models=self.models,
-                           on_epoch=history.append,
+                           on_epoch=self._epoch_hook(trial.number, history),
                            callbacks=[_EpochEnd(trial, study.metric, history, checkpoints, self.data.num_classes)])
             _record_history(trial, history)
         except BaseException as exc:
@@ -113,6 +115,17 @@ class Objective:
             trial.set_user_attr(attrs.PRUNE_REASON, "diverged")
             raise optuna.TrialPruned(f"diverged at epoch {len(history)} (loss {history[-1].loss:.3g})")
         return result.value(study.metric, study.objective)
+
+
+    def _epoch_hook(self, number: int, history: list[EpochLog]) -> Callable[[EpochLog], None]:
+        if self.on_epoch is None:
+            return history.append
+
+        def record(entry: EpochLog) -> None:
+            history.append(entry)
+            self.on_epoch(number, entry)
+
+        return record
 
 
 class _EpochEnd(keras.callbacks.Callback):

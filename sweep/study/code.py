@@ -21,7 +21,7 @@ from sweep import attrs
 from sweep.config import Config
 from sweep.errors import StudyError
 from sweep.storage.records import set_study_attr, study_attrs
-from sweep.training.entry_points import Located, import_located, locate_entry_point
+from sweep.training.entry_points import Located, import_located, is_in_memory, locate_entry_point
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 def locate_code(config: Config) -> dict[str, Located]:
     """Each entry point the config names, found and hashed; none of its code run."""
     named = {"model.builder": config.model.builder, "data.loader": config.data.loader}
+    if is_in_memory(config.data.loader):
+        del named["data.loader"]  # arrays, not code: the study's data fingerprint covers them
     return {key: locate_entry_point(spec, config.study.code_dir, key) for key, spec in named.items() if spec}
 
 

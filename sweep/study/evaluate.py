@@ -135,6 +135,20 @@ def _run_jobs(config: Config, jobs: list[tuple[int, dict, int]], n_jobs: int) ->
         for number, params, seed in jobs:
             yield number, retrain(config_json, params, seed)
         return
+    from sweep.training.entry_points import is_in_memory
+
+    specs = (config.model.builder, config.data.loader)
+    if any(is_in_memory(spec) for spec in specs):
+        # The caller's own function or arrays (the Python API): each process receives them once.
+        from concurrent.futures import as_completed
+
+        from sweep.training.in_memory import worker_pool
+
+        with worker_pool(n_jobs, specs) as pool:
+            futures = [pool.submit(_numbered, number, config_json, params, seed) for number, params, seed in jobs]
+            for future in as_completed(futures):
+                yield future.result()
+        return
     from joblib import Parallel, delayed
 
     # loky starts fresh interpreters (TensorFlow does not survive fork); they inherit the

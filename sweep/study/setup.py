@@ -25,6 +25,7 @@ from sweep.study.records import (artifact_location, lr_finder_summary, model_rec
 from sweep.search.space import clip_params, space_from_config
 from sweep.storage.database import load_study, make_storage, mask_url, sqlite_path
 from sweep.storage.records import read_config, set_study_attr, study_attrs
+from sweep.training.entry_points import is_in_memory
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,14 @@ def store_config(study: optuna.Study, config: Config) -> None:
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``field: old -> new`` for each field that differs and matters to the search."""
     flat_old, flat_new = _flatten(old), _flatten(new)
+    # Arrays handed to sweep.run are named by their hash; whether they are the study's is
+    # the data fingerprint's to say (check_training_set), in its own words.
+    arrays = is_in_memory(flat_old.get("data.loader")) and is_in_memory(flat_new.get("data.loader"))
     return [
         f"{key}: {flat_old.get(key)!r} -> {flat_new.get(key)!r}"
         for key in sorted(set(flat_old) | set(flat_new))
         if key not in MUTABLE_FIELDS and not key.startswith(CREATION_ONLY_PREFIX) and flat_old.get(key) != flat_new.get(key)
+        and not (arrays and key == "data.loader")
     ]
 
 
@@ -243,17 +248,19 @@ def check_training_set(study: optuna.Study, config: Config, data: Any) -> None:
     records = study_attrs(study)
     stored = records.get(attrs.NUM_TRAIN)
     where = f"data.path {config.data.path}" if config.data.path else f"data.source {config.data.source}"
+    fix = "point data.path at the data the study was created with"
+    if is_in_memory(config.data.loader):
+        where, fix = "data (the arrays passed to sweep.run)", "pass the arrays the study was created with"
     if stored is not None and stored != data.num_train:
         raise ConfigError(f"{where} gives {data.num_train} training images, but study {study.study_name!r} was "
-                          f"created with {stored}; point data.path at the data the study was created with")
+                          f"created with {stored}; {fix}")
     fingerprint = records.get(attrs.DATA_FINGERPRINT)
     if fingerprint is None:
         set_study_attr(study, attrs.DATA_FINGERPRINT, data.fingerprint)  # a study made before sweep kept one
     elif fingerprint != data.fingerprint:
         raise ConfigError(f"{where} gives other images than study {study.study_name!r} was created with (the same "
                           f"{data.num_train} training images in number, another content: fingerprint "
-                          f"{data.fingerprint[:12]} against {fingerprint[:12]}); point data.path at the data the "
-                          "study was created with")
+                          f"{data.fingerprint[:12]} against {fingerprint[:12]}); {fix}")
 
 
 def ensure_study_uuid(study: optuna.Study) -> str:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
@@ -41,6 +43,9 @@ from sweep.study.recovery import (beat_once, heartbeat, intended_optuna_use, is_
                                   requeue_surplus_retry, retire_leftover_retries, take_over, worker_name)
 from sweep.study.signals import GracefulStop
 
+if TYPE_CHECKING:  # the trainer imports Keras, which callers import first
+    from sweep.training.trainer import EpochLog
+
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep raising stops: it is a bug, not bad luck
 WAIT_FOR_OTHERS_S = 2.0  # poll interval while other workers finish the last trials
@@ -54,6 +59,8 @@ def run_worker(
     config: Config | None = None,
     max_trials: int | None = None,
     deadline: float | None = None,
+    on_trial: Callable[[optuna.Study], None] | None = None,
+    on_epoch: Callable[[int, EpochLog], None] | None = None,
 ) -> str:
     """Run trials of the study until its budget is spent, ``max_trials`` trials have run
     here, or the wall-clock ``deadline`` (``time.time()``) has passed.
@@ -62,6 +69,8 @@ def run_worker(
     fresh process: Keras leaks about 15 MB per model, GUIDE §4) or ``"timeout"``.
     On SIGINT or SIGTERM it re-enqueues its running trial and raises KeyboardInterrupt.
     Callers import Keras first (the CLI does so with TensorFlow's start-up noise silenced).
+    ``on_trial(study)`` runs after each trial this worker finishes, ``on_epoch(trial number,
+    epoch)`` after each epoch it trains (the Python API's progress bars and hooks).
     """
     with intended_optuna_use():
         storage = make_storage(storage_url, create=False, heartbeat=True)
@@ -84,9 +93,9 @@ def run_worker(
     _enable_gpu_memory_growth()
     store = open_artifact_store(study_name, config.study.checkpoint_store)
     objective = Objective(config, data, records[attrs.SEARCH_SPACE], store, worker_name(),
-                          ensure_study_uuid(study))
+                          ensure_study_uuid(study), on_epoch=on_epoch)
     try:
-        return _worker_loop(study, storage, objective, config, worker_index, max_trials, deadline)
+        return _worker_loop(study, storage, objective, config, worker_index, max_trials, deadline, on_trial)
     except KeyError:
         # Optuna's storage raises KeyError for a record that is gone: the study was
         # deleted under us. Say so in one line instead of a storage traceback.
@@ -105,7 +114,7 @@ def run_worker(
 
 
 def _worker_loop(study, storage, objective, config: Config, worker_index: int, max_trials: int | None,
-                 deadline: float | None) -> str:
+                 deadline: float | None, on_trial: Callable[[optuna.Study], None] | None = None) -> str:
     deadline = math.inf if deadline is None else deadline
     done = failures = 0
     reason = "timeout"
@@ -144,6 +153,8 @@ def _worker_loop(study, storage, objective, config: Config, worker_index: int, m
             # free that but costs 0.3 s a trial (its gc.collect()).
             state = _run_trial(study, storage, trial, objective, stop)
             done += 1
+            if on_trial is not None:
+                on_trial(study)
             if state is None:
                 continue  # taken over by its retry: nobody's fault
             if state is TrialState.FAIL:

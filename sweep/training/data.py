@@ -20,6 +20,7 @@ import numpy as np
 
 from sweep.config import DataConfig
 from sweep.errors import DataError
+from sweep.training.entry_points import IN_MEMORY_PREFIX
 from sweep.training.user_data import load_arrays, to_float_inputs
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ def load_test_split(cfg: DataConfig, code_dir: str | None = None) -> tuple[np.nd
         arrays = load_arrays(cfg, code_dir)
         if arrays.x_test is None or arrays.y_test is None:
             where = f"data.path {cfg.path}" if cfg.source == "npz" else f"data.loader {cfg.loader}"
+            if (cfg.loader or "").startswith(IN_MEMORY_PREFIX):
+                raise DataError("data: the arrays passed to sweep.run have no x_test and y_test; evaluation "
+                                "needs a test split: pass data=(x, y, x_test, y_test)")
             raise DataError(f"{where}: has no x_test and y_test; evaluation needs a test split")
         return to_float_inputs(arrays.x_test), arrays.y_test
     if cfg.source == "keras":

@@ -40,6 +40,8 @@ from sweep.errors import ConfigError, exception_summary
 # Hashes of the files behind modules imported here: a module whose file changed since
 # (a user editing their model between two runs in one process) is imported afresh.
 _LOADED: dict[str, str] = {}
+# Specs of functions and arrays handed to the Python API: never a module to import.
+IN_MEMORY_PREFIX = "__memory__."
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,16 @@ class Located:
         return hashlib.sha256(self.source).hexdigest()
 
 
+# Functions and arrays handed to the Python API in this process (``sweep.training.in_memory``),
+# by spec: the caller's own code, found here and never imported from anywhere.
+_IN_MEMORY: dict[str, tuple[Located, EntryPoint]] = {}
+
+
+def is_in_memory(spec: str | None) -> bool:
+    """Whether ``spec`` names a function or arrays handed to the Python API (``sweep.training.in_memory``)."""
+    return bool(spec) and spec.startswith(IN_MEMORY_PREFIX)
+
+
 def search_roots(code_dir: str | None) -> list[Path]:
     """Where entry-point modules may live: ``code_dir``, then the folders this run trusts
     (``ConfigError`` when ``code_dir`` is not one of them or inside one)."""
@@ -88,6 +100,8 @@ def load_entry_point(spec: str, code_dir: str | None, field: str) -> EntryPoint:
 
 def locate_entry_point(spec: str, code_dir: str | None, field: str) -> Located:
     """Find and hash the module ``spec`` names, running none of its code (nor its parents')."""
+    if is_in_memory(spec):
+        return _in_memory(spec, field)[0]
     module_name, _, function_name = spec.partition(":")
     if not module_name or not function_name:
         raise ConfigError(f"{field}: expected 'module:function', got {spec!r}")
@@ -111,6 +125,8 @@ def locate_entry_point(spec: str, code_dir: str | None, field: str) -> Located:
 def import_located(located: Located) -> EntryPoint:
     """Run the located module (from the bytes that were hashed) and return its function, uncalled."""
     spec, field, module_name, function_name = located.spec, located.field, located.module_name, located.function_name
+    if is_in_memory(spec):
+        return _in_memory(spec, field)[1]
     module = _import(located)
     function = getattr(module, function_name, None)
     if function is None:
@@ -123,6 +139,19 @@ def import_located(located: Located) -> EntryPoint:
         raise ConfigError(f"{field}: {spec!r} is defined in {defined_in}, outside {located.file.parent}; "
                           "entry points must be functions defined in your own modules")
     return EntryPoint(spec, located.file, located.sha256, function)
+
+
+def _in_memory(spec: str, field: str) -> tuple[Located, EntryPoint]:
+    if spec in _IN_MEMORY:
+        return _IN_MEMORY[spec]
+    what, exists, them, keep = (
+        ("arrays", "exist", "them", "save them with numpy.savez and set data.source: npz, data.path: FILE")
+        if field == "data.loader" else
+        ("a function", "exists", "it", f"put it in a module file and set {field}: module:function"))
+    raise ConfigError(f"{field}: the study was run with {what} handed to sweep.run in a notebook or script "
+                      f"({spec}), which {exists} only in that Python process; pass {them} to sweep.run again, "
+                      f"or, to continue from the command line or another machine, {keep} "
+                      "(sweep run CONFIG --force)")
 
 
 def file_sha256(path: Path) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 
 from sweep.config import DataConfig
 from sweep.errors import DataError, exception_summary
-from sweep.training.entry_points import load_entry_point
+from sweep.training.entry_points import IN_MEMORY_PREFIX, load_entry_point
 
 REQUIRED = ("x_train", "y_train")
 OPTIONAL = ("x_test", "y_test")
@@ -47,7 +47,7 @@ def _load_cached(cfg_json: str, code_dir: str | None) -> Arrays:
         where = f"data.path {cfg.path}"
         raw = _read_npz(Path(cfg.path or ""))
     else:
-        where = f"data.loader {cfg.loader}"
+        where = "data" if (cfg.loader or "").startswith(IN_MEMORY_PREFIX) else f"data.loader {cfg.loader}"
         loader = load_entry_point(cfg.loader or "", code_dir, "data.loader")
         try:
             raw = loader.function()

@@ -1,0 +1,34 @@
+"""What every run of a study does around its workers, for ``sweep run``/``resume`` and
+the Python API alike: quiet Optuna's own log, and tidy up once the budget is spent."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import optuna
+
+from sweep.storage.artifacts import open_artifact_store, remove_checkpoints
+from sweep.storage.database import checkpoints_dir
+from sweep.study.budget import budget
+
+
+def quiet_optuna() -> None:
+    """Our log says what each trial did; Optuna's per-trial lines and its warnings about
+    the experimental heartbeat API (used on purpose, outside optimize) would only repeat it."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+
+
+def finish(study: optuna.Study, config) -> bool:
+    """Remove the trials' checkpoints once the study is done (no trial will be continued);
+    returns whether it is done."""
+    status = budget(study)
+    if status.finished < status.total or status.running:
+        return False
+    remove_checkpoints(open_artifact_store(study.study_name, config.study.checkpoint_store),
+                       study.get_trials(deepcopy=False))
+    for legacy in checkpoints_dir(study.study_name).glob("trial-*"):  # written by sweep before 2026-11-30
+        shutil.rmtree(legacy, ignore_errors=True)
+    return True
