@@ -7,8 +7,12 @@ sits beside ``sweep.commands`` (both above ``sweep.study``); neither imports the
 arrays), ``running`` (run, load), ``study`` (Study, Report), ``lr_find``, ``progress``.
 """
 
-from sweep.api.lr_find import LRFinderResult, lr_find
-from sweep.api.running import load, run
-from sweep.api.study import Report, Study
+from sweep.api.progress import import_tqdm
+
+import_tqdm()  # first, quietly: Optuna imports tqdm.auto, which warns in a notebook without ipywidgets
+
+from sweep.api.lr_find import LRFinderResult, lr_find  # noqa: E402
+from sweep.api.running import load, run  # noqa: E402
+from sweep.api.study import Report, Study  # noqa: E402
 
 __all__ = ["LRFinderResult", "Report", "Study", "load", "lr_find", "run"]

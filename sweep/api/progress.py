@@ -25,7 +25,7 @@ def in_notebook() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
-def _tqdm() -> Any:
+def import_tqdm() -> Any:
     with warnings.catch_warnings():  # without ipywidgets tqdm.auto warns, then draws a text bar
         warnings.simplefilter("ignore")
         from tqdm.auto import tqdm
@@ -42,7 +42,7 @@ class StudyProgress:
     def __init__(self, study: Any, *, epochs_per_trial: int, epochs: bool = False) -> None:
         from sweep.study.budget import budget
 
-        tqdm = _tqdm()
+        tqdm = import_tqdm()
         status = budget(study)
         self._budget = budget
         self._bar = tqdm(total=status.total, initial=status.finished, desc=study.study_name, unit="trial",

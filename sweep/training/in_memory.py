@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from sweep.errors import ConfigError
-from sweep.training.entry_points import _IN_MEMORY, IN_MEMORY_PREFIX, EntryPoint, is_in_memory, load_entry_point
+from sweep.training.entry_points import (_IN_MEMORY, _LOADED, IN_MEMORY_PREFIX, EntryPoint, file_sha256, is_in_memory,
+                                         load_entry_point)
 from sweep.training.user_data import check_arrays
 
 IN_MEMORY_FILE = "<in memory>"
@@ -44,6 +46,9 @@ def register_builder(function: Callable[..., Any]) -> str:
     name = getattr(function, "__qualname__", None) or type(function).__name__
     if module != "__main__" and name == getattr(function, "__name__", None):
         plain = f"{module}:{name}"
+        loaded = getattr(sys.modules.get(module), "__file__", None)
+        if loaded and Path(loaded).is_file():
+            _LOADED.setdefault(module, file_sha256(Path(loaded)))  # imported by the caller: not again
         try:
             if load_entry_point(plain, None, "model.builder").function is function:
                 return plain  # the user's own module file: resumable from anywhere
