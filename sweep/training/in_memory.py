@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from sweep.errors import ConfigError
-from sweep.training.entry_points import (_IN_MEMORY, _LOADED, IN_MEMORY_PREFIX, EntryPoint, file_sha256, is_in_memory,
-                                         load_entry_point)
+from sweep.training.entry_points import (_IN_MEMORY, _LOADED, IN_MEMORY_PREFIX, EntryPoint, Located, file_sha256,
+                                         is_in_memory, load_entry_point)
 from sweep.training.user_data import check_arrays
 
 IN_MEMORY_FILE = "<in memory>"
@@ -64,7 +64,7 @@ def register_builder(function: Callable[..., Any]) -> str:
         file = inspect.getsourcefile(function) or IN_MEMORY_FILE
     except TypeError:
         file = IN_MEMORY_FILE
-    _IN_MEMORY[spec] = EntryPoint(spec, Path(file), hashlib.sha256(source.encode()).hexdigest(), function)
+    _register(spec, "model.builder", Path(file), source.encode(), function)
     return spec
 
 
@@ -79,16 +79,23 @@ def register_arrays(arrays: Mapping[str, Any], num_classes: int | None = None) -
     spec = f"{IN_MEMORY_PREFIX}data:arrays_{digest.hexdigest()}"
     if spec not in _IN_MEMORY:
         held = dict(arrays)
-        _IN_MEMORY[spec] = EntryPoint(spec, Path(IN_MEMORY_FILE), digest.hexdigest(), lambda: held)
+        _register(spec, "data.loader", Path(IN_MEMORY_FILE), digest.digest(), lambda: held)
     return spec
 
 
-def entries() -> dict[str, EntryPoint]:
+def _register(spec: str, field: str, file: Path, source: bytes, function: Callable[..., Any]) -> None:
+    """``spec`` found in this process: located (its "source" hashed as a file's is) and loaded."""
+    module_name, _, function_name = spec.partition(":")
+    located = Located(spec, field, module_name, function_name, file, source, None)
+    _IN_MEMORY[spec] = (located, EntryPoint(spec, file, located.sha256, function))
+
+
+def entries() -> dict[str, tuple[Located, EntryPoint]]:
     """Everything registered in this process, for worker processes to ``install`` once."""
     return dict(_IN_MEMORY)
 
 
-def install(registered: Mapping[str, EntryPoint]) -> None:
+def install(registered: Mapping[str, tuple[Located, EntryPoint]]) -> None:
     """In a worker process: make the parent's functions and arrays findable here."""
     _IN_MEMORY.update(registered)
 
