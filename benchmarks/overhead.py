@@ -10,22 +10,32 @@ trials enqueued with sweep's own code before the timer starts; what is timed is
 ``sweep run CONFIG --storage sqlite:///... --no-report``. Arms alternate (ABAB...);
 the figure is the median over repeats of sweep/bare. Goal: at most 1.05.
 
-    python benchmarks/overhead.py [--quick] [--repeats 5] [--epochs 3]
+``--backend jax`` runs every arm under ``KERAS_BACKEND=jax`` (results in ``overhead_jax``) and
+adds the model-reuse arms: in one process, each of the trials trained once on the worker's
+reused compiled model and once on a model built and compiled for it (what every trial paid
+under JAX before the cache served it), alternating which goes first; the per-trial cost of
+not reusing is the paired difference over the trials after the first (the first compiles in
+both arms).
+
+    python benchmarks/overhead.py [--quick] [--repeats 5] [--epochs 3] [--backend jax]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import loadavg, machine, machine_line, median, publish, sweep_cmd, timed, write_config  # noqa: E402
+from _harness import env, loadavg, machine, machine_line, median, publish, sweep_cmd, timed, write_config  # noqa: E402
 
 NAME = "overhead"
+BACKENDS = ("tensorflow", "jax")
 TRIALS = [
     {"initial_lr": 1e-3, "schedule": "constant", "warmup_fraction": 0.0},
     {"initial_lr": 3e-3, "schedule": "cosine", "warmup_fraction": 0.1},
@@ -58,6 +68,42 @@ def bare_keras(config_path: str, trials_json: str) -> None:
     models = ModelCache()
     for number, params in enumerate(json.loads(trials_json)):
         train(cfg, TrialParams(**params), data, seed=number, models=models)
+
+
+def reuse_arms(config_path: str, trials_json: str) -> None:
+    """The model-reuse arms (run in a child process, under the benchmark's backend): prints one
+    JSON line, the seconds of ``train`` per trial on the reused model and on a rebuilt one."""
+    import os
+    import time
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from sweep.config import load_config
+    from sweep.training.data import load_dataset
+    from sweep.training.model_cache import ModelCache
+    from sweep.training.params import TrialParams
+    from sweep.training.trainer import train
+
+    cfg = load_config(config_path, [])
+    data = load_dataset(cfg.data, cfg.study.seed)
+    cache = ModelCache()
+    times: dict[str, list[float]] = {"reuse": [], "rebuild": []}
+    for number, params in enumerate(json.loads(trials_json)):
+        for arm in (("reuse", "rebuild") if number % 2 == 0 else ("rebuild", "reuse")):
+            started = time.perf_counter()
+            train(cfg, TrialParams(**params), data, seed=number, models=cache if arm == "reuse" else ModelCache())
+            times[arm].append(time.perf_counter() - started)
+    print(json.dumps(times))
+
+
+def reuse_summary(times: dict[str, list[float]]) -> dict:
+    """Medians of the trials after the first, and the paired difference rebuild - reuse."""
+    from _search_stats import paired
+
+    reuse, rebuild = times["reuse"][1:], times["rebuild"][1:]
+    diff = paired(rebuild, reuse)
+    return {"reuse_s": median(reuse), "rebuild_s": median(rebuild), "first_reuse_s": times["reuse"][0],
+            "first_rebuild_s": times["rebuild"][0], "saved_s_per_trial": diff["mean"],
+            "saved_low": diff["low"], "saved_high": diff["high"], "n": diff["n"], "times": times}
 
 
 def components(work: Path, epochs: int, reps: int = 10) -> dict:
@@ -136,11 +182,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 trials, 1 epoch, 1 repeat: checks the harness")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--backend", choices=BACKENDS, default="tensorflow",
+                        help="Keras backend of every arm (jax adds the model-reuse arms)")
     parser.add_argument("--bare", nargs=2, metavar=("CONFIG", "TRIALS_JSON"), help=argparse.SUPPRESS)
+    parser.add_argument("--reuse", nargs=2, metavar=("CONFIG", "TRIALS_JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare:
         bare_keras(*args.bare)
         return 0
+    if args.reuse:
+        reuse_arms(*args.reuse)
+        return 0
+    # Keras reads its backend once, at import: set it before anything here imports Keras, and
+    # children inherit it.
+    os.environ["KERAS_BACKEND"] = args.backend
+    name = NAME if args.backend == "tensorflow" else f"{NAME}_{args.backend}"
     trials = TRIALS[:2] if args.quick else TRIALS
     epochs, repeats = (1, 1) if args.quick else (args.epochs, args.repeats)
     start_load = loadavg()
@@ -166,13 +222,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"repeat {rep}: sweep {times['sweep']:.1f}s, bare {times['bare']:.1f}s, "
                   f"ratio {runs[-1]['ratio']:.3f} (load {runs[-1]['load'][0]})", flush=True)
         parts = components(work, epochs, reps=2 if args.quick else 10)
-    print(f"components per trial: {json.dumps(parts)}", flush=True)
+        print(f"components per trial: {json.dumps(parts)}", flush=True)
+        reuse = None
+        if args.backend != "tensorflow":
+            config = write_config(work / "reuse.yaml", "reuse", n_trials=len(trials), epochs=epochs, pruner="none")
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--reuse", str(config), json.dumps(trials)]
+            proc = subprocess.run(cmd, cwd=work, env=env(), capture_output=True, text=True, check=True)
+            reuse = reuse_summary(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(f"model reuse: {json.dumps({k: v for k, v in reuse.items() if k != 'times'})}", flush=True)
     info = machine(start_load)
     summary = {"sweep_s": median([r["sweep"] for r in runs]), "bare_s": median([r["bare"] for r in runs]),
                "ratio": median([r["ratio"] for r in runs])}
-    payload = {"trials": len(trials), "epochs": epochs, "batch_size": 64, "quick": args.quick, "params": trials,
-               "runs": runs, "median": summary, "goal": 1.05, "components": parts, "machine": info}
-    publish(NAME, payload, _table, args.quick, summary)
+    command = " ".join(["python benchmarks/overhead.py", *(argv if argv is not None else sys.argv[1:])])
+    payload = {"backend": args.backend, "command": command, "trials": len(trials), "epochs": epochs, "batch_size": 64,
+               "quick": args.quick, "params": trials, "runs": runs, "median": summary, "goal": 1.05,
+               "components": parts, "reuse": reuse, "machine": info}
+    publish(name, payload, _table, args.quick, summary)
     return 0
 
 
@@ -198,14 +263,17 @@ HISTORY = (
 
 
 def _table(p: dict) -> str:
+    jax = p.get("backend", "tensorflow") == "jax"
     lines = [
-        "## Orchestration overhead (`benchmarks/overhead.py`)",
+        "## Orchestration overhead under JAX (`benchmarks/overhead.py --backend jax`)" if jax
+        else "## Orchestration overhead (`benchmarks/overhead.py`)",
         "",
         f"`sweep run` of {p['trials']} enqueued trials against a bare Keras script training the same "
         f"{p['trials']} configurations (same arrays, CNN, batch {p['batch_size']}, {p['epochs']} epochs, schedules, "
         "validation each epoch), real sample, pruner none, no range test. Wall time per arm including process "
         "start; arms alternate; the study is created and the trials enqueued before the timer starts.",
-        f"Command: `python benchmarks/overhead.py`. {machine_line(p['machine'])}",
+        f"Command: `{p.get('command', 'python benchmarks/overhead.py')}`"
+        f"{' (KERAS_BACKEND=jax in every process)' if jax else ''}. {machine_line(p['machine'])}",
         "",
         "| repeat | first | sweep s | bare Keras s | sweep / bare |",
         "|---:|---|---:|---:|---:|",
@@ -230,7 +298,17 @@ def _table(p: dict) -> str:
                   f"{1000 * (c['storage_writes_s_per_trial'] + c['checkpoints_s_per_trial']):.0f} ms of the "
                   f"{1000 * extra:+.0f} ms; the rest is not timed on its own (`sweep run`'s fixed start-up: "
                   "opening the study, budget checks, the heartbeat thread; spread over the trials).", ""]
-    lines.append(HISTORY)
+    r = p.get("reuse")
+    if r:
+        lines += [f"Model reuse, in one process under {p['backend']}: each trial trained on the worker's reused "
+                  f"compiled model and on one built and compiled for it, alternating; median seconds per trial over "
+                  f"the {r['n']} trials after the first: reused **{r['reuse_s']:.2f} s**, rebuilt "
+                  f"**{r['rebuild_s']:.2f} s**; the rebuild costs {r['saved_s_per_trial']:+.2f} s a trial "
+                  f"(mean paired difference, bootstrap 95 % interval {r['saved_low']:+.2f} to {r['saved_high']:+.2f}). "
+                  f"The first trial, which compiles in both arms: {r['first_reuse_s']:.2f} s and "
+                  f"{r['first_rebuild_s']:.2f} s.", ""]
+    if not jax:
+        lines.append(HISTORY)
     return "\n".join(lines)
 
 

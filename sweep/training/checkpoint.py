@@ -30,6 +30,7 @@ from typing import Any
 import keras
 
 import sweep.training.schedules  # noqa: F401 - registers the schedules load_model must rebuild
+from sweep.training.model_cache import schedule_left_out
 from sweep.training.trainer import EpochLog, ResumePoint
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ def write_checkpoint(path: Path, model: keras.Model, history: list[EpochLog], id
     path = Path(path)
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         model_file = Path(scratch) / _MODEL
-        model.save(model_file)
+        with schedule_left_out(model):  # restored from the schedule's config, not by position
+            model.save(model_file)
         tmp = Path(scratch) / "checkpoint.zip"
         # model.keras is itself a zip: storing it again without compression costs nothing.
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:

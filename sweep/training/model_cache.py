@@ -9,12 +9,20 @@ other random layers; building without compiling costs 0.05 s), zeroed optimizer 
 step serves every trial, and a trial trains as it would in a fresh process (a test holds
 the histories equal).
 
-TensorFlow only: the JAX and torch trainers treat variables the optimizer does not own
-(the schedule's) as constants when they compile the step, so there every trial builds
-and compiles its own model.
+TensorFlow and JAX. JAX's trainer compiles a pure step whose state is the model's, the
+optimizer's and the metrics' variables; any other variable it reads (the schedule's) is a
+constant of the trace, so a reused model would train every trial on the first one's curve.
+So the optimizer owns the schedule's variables (``own_schedule``): they travel in its state
+and ``assign`` reaches the compiled step. Keras saves and restores an optimizer's variables
+by position, and an optimizer rebuilt from a checkpoint's config does not own them (the
+schedule's config already holds its parameters), so a save leaves them out
+(``schedule_left_out``). PyTorch (not installed here, untested) builds a model per trial.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import keras
 
@@ -23,6 +31,8 @@ from sweep.training.data import IMAGE_SHAPE, NUM_CLASSES
 from sweep.training.model import compile_model, make_model
 from sweep.training.params import TrialParams
 from sweep.training.schedules import TrialSchedule
+
+REUSABLE_ON = ("tensorflow", "jax")
 
 
 class ModelCache:
@@ -39,21 +49,61 @@ class ModelCache:
         fresh = make_model(config, input_shape, num_classes)  # draws the trial's initial weights and seeds
         key = (f"{config.model.model_dump_json()}|{config.train.optimizer}|{config.train.steps_per_execution}|"
                f"{input_shape}|{num_classes}")
-        reusable = keras.backend.backend() == "tensorflow"
+        reusable = keras.backend.backend() in REUSABLE_ON
         if not reusable or self._model is None or key != self._key or not _same_variables(self._model, fresh):
             schedule = TrialSchedule(params, total_steps)
             model = compile_model(fresh, schedule, config.train.optimizer, config.train.steps_per_execution,
                                   config.model.from_logits)
+            _build_for_fit(model, input_shape)
+            own_schedule(model, schedule)
             if reusable:
                 self._model, self._schedule, self._key = model, schedule, key
             return model
         model = self._model
         for kept, drawn in zip(model.variables, fresh.variables, strict=True):
             kept.assign(drawn.value)
-        for variable in model.optimizer.variables:
+        for variable in model.optimizer.variables:  # the schedule's too: assigned next
             variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
         self._schedule.assign(params, total_steps)
         return model
+
+
+def _build_for_fit(model: keras.Model, input_shape: tuple[int, ...]) -> None:
+    """Build the loss, metrics and optimizer state that ``fit`` would build on its first call.
+    Keras builds them from a batch it draws from the data, and under JAX that draw takes a
+    shuffle from NumPy's generator: a fresh model's first epoch would then see another order
+    than a reused model's. Built here from a zero sample, ``fit`` draws nothing extra."""
+    import numpy as np
+
+    sample = (np.zeros((1, *input_shape), "float32"), np.zeros((1,), "int32"))
+    model._symbolic_build(data_batch=sample)  # noqa: SLF001 - what fit calls; no public form
+
+
+def own_schedule(model: keras.Model, schedule: TrialSchedule) -> None:
+    """Make ``model``'s optimizer own ``schedule``'s variables, after its own (it is built here), so
+    that ``schedule_left_out`` can take them out and put them back in the same places."""
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    for variable in schedule.variables:
+        optimizer._track_variable(variable)  # noqa: SLF001 - Keras' own way to add a variable to its state
+
+
+@contextmanager
+def schedule_left_out(model: keras.Model) -> Iterator[None]:
+    """``model`` with its optimizer's variables as Keras would rebuild them from its config (for
+    ``model.save``): without the schedule's, which the schedule's config restores."""
+    optimizer = getattr(model, "optimizer", None)
+    schedule = getattr(optimizer, "_learning_rate", None)
+    owned = [v for v in getattr(schedule, "variables", []) if any(v is o for o in optimizer.variables)] \
+        if isinstance(schedule, TrialSchedule) else []
+    for variable in owned:
+        optimizer._untrack_variable(variable)  # noqa: SLF001
+    try:
+        yield
+    finally:
+        for variable in owned:
+            optimizer._track_variable(variable)  # noqa: SLF001
 
 
 def _same_variables(kept: keras.Model, fresh: keras.Model) -> bool:

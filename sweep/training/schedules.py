@@ -82,6 +82,12 @@ class TrialSchedule(LearningRateSchedule):
     def get_config(self) -> dict[str, Any]:
         return {"params": self.params.to_dict(), "total_steps": self.total_steps}
 
+    @property
+    def variables(self) -> list[keras.Variable]:
+        """The variables ``assign`` sets (``model_cache`` hands them to the optimizer, so that a
+        compiled JAX step takes them as state rather than constants)."""
+        return list(self._vars.values())
+
 
 def build_schedule(params: TrialParams, total_steps: int) -> TrialSchedule:
     """The schedule for ``params`` over a run of ``total_steps`` optimizer steps."""

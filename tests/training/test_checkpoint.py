@@ -47,6 +47,36 @@ def test_resumed_training_continues_the_schedule_and_history(tiny_config, tmp_pa
     assert math.isclose(result.history[-1].lr, expected, rel_tol=1e-5, abs_tol=1e-9)
 
 
+def test_a_reused_models_checkpoint_restores_its_optimizer_state_and_its_own_schedule(tiny_config, tmp_path):
+    """The cached model's optimizer owns the schedule's variables (so that a compiled JAX step
+    reads them); its checkpoint still holds the optimizer state a rebuilt optimizer restores,
+    value for value, and the schedule of the trial that wrote it, not of the model's first."""
+    from sweep.training.model_cache import ModelCache
+
+    data = load_dataset(tiny_config.data, 0)
+    cache = ModelCache()
+    train(tiny_config, TrialParams(initial_lr=1e-2), data, seed=0, models=cache)  # the worker's first trial
+    params = TrialParams(initial_lr=3e-3, schedule="cosine", warmup_fraction=0.1)
+    saved = {}
+
+    class Save(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            write_checkpoint(tmp_path / "c.zip", self.model, [], OWNER)
+            saved["optimizer"] = [keras.ops.convert_to_numpy(v) for v in self.model.optimizer.variables]
+
+    train(tiny_config, params, data, seed=1, models=cache, callbacks=[Save()])
+    owned = cache._schedule.variables
+    assert [id(v) for v in cache._model.optimizer.variables[-len(owned):]] == [id(v) for v in owned], \
+        "saving put the schedule's variables back where they were: the compiled step is not retraced"
+    restored = read_checkpoint(tmp_path / "c.zip", OWNER).model.optimizer
+    values = [keras.ops.convert_to_numpy(v) for v in restored.variables]
+    assert len(values) == len(saved["optimizer"]) - len(owned)
+    for got, want in zip(values, saved["optimizer"], strict=False):
+        np.testing.assert_array_equal(got, want)
+    assert int(values[0]) == steps_per_epoch(data.num_train, tiny_config.train.batch_size)  # the step count
+    assert restored._learning_rate.params == params
+
+
 def _saved(tiny_config, path):
     from sweep.training.model import build_model, compile_model
 

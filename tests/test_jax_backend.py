@@ -1,0 +1,53 @@
+"""sweep on Keras' JAX backend, as on a GPU machine with JAX but no TensorFlow (GUIDE §5).
+
+Keras picks its backend once, at import, and this process runs TensorFlow's; so each test
+starts processes with ``KERAS_BACKEND=jax`` and a ``tensorflow`` package on their path that
+refuses to import, so that nothing here leans on TensorFlow unseen.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+# Tests of the suite that hold on every backend, run again under JAX: one compiled model
+# serving every trial of a worker (the schedule's variables reach the compiled step), and
+# checkpoints that restore a reused model's optimizer state and schedule.
+UNDER_JAX = [
+    "tests/test_jax_backend.py::test_the_backend_is_the_one_asked_for",
+    "tests/training/test_trainer.py::test_a_reused_compiled_model_trains_exactly_as_a_fresh_one",
+    "tests/training/test_user_model.py::test_a_reused_batchnorm_dropout_model_trains_exactly_as_a_fresh_one",
+    "tests/training/test_checkpoint.py::test_resumed_training_continues_the_schedule_and_history",
+    "tests/training/test_checkpoint.py::test_a_reused_models_checkpoint_restores_its_optimizer_state_and_its_own_schedule",
+]
+
+
+def jax_env(tmp_path) -> dict[str, str]:
+    """The environment of a JAX process: this checkout first, TensorFlow unimportable."""
+    blocked = tmp_path / "no-tensorflow" / "tensorflow"
+    blocked.mkdir(parents=True, exist_ok=True)
+    (blocked / "__init__.py").write_text('raise ImportError("tensorflow is not installed on this (simulated) machine")\n')
+    path = os.pathsep.join([str(blocked.parent), str(ROOT)])
+    return {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "3",
+            "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+
+def test_the_backend_is_the_one_asked_for():
+    """Run in the JAX process below: it really is JAX there, with no TensorFlow loaded."""
+    import keras
+
+    assert keras.backend.backend() == os.environ["KERAS_BACKEND"]
+    if keras.backend.backend() == "jax":
+        assert "tensorflow" not in sys.modules
+
+
+def test_model_reuse_and_checkpoints_hold_under_jax(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:warnings",
+                           *UNDER_JAX], cwd=ROOT, env=jax_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert f"{len(UNDER_JAX)} passed" in proc.stdout
