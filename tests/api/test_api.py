@@ -175,3 +175,56 @@ def test_load_and_report_of_a_stored_study(tmp_path):
     assert report.path == tmp_path / "r" / "index.html" and report.html.startswith("<!DOCTYPE html>")
     with pytest.raises(StudyError):
         sweep.load("missing", storage=f"sqlite:///{tmp_path / 'none.db'}")
+
+
+WORKERS = textwrap.dedent("""
+    import json, os
+    import numpy as np
+    import keras
+    import sweep
+
+    def build(input_shape, num_classes):  # defined in __main__: only cloudpickle can ship it
+        return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(num_classes, activation="softmax")])
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(240, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    study = sweep.run({"study": {"name": "w", "n_trials": 3}, "train": {"epochs": 1}, "lr_finder": {"enabled": False}},
+                      model=build, data=(x, y, x[:60], y[:60]), storage="sqlite:///w.db", workers=2, report=False)
+    pids = {t.user_attrs.get("worker", "").rsplit(":", 1)[-1] for t in study.trials if t.state.name == "COMPLETE"}
+    print("RESULT " + json.dumps({"finished": study.n_finished, "pids": sorted(pids), "parent": str(os.getpid())}))
+""")
+
+
+@pytest.mark.slow
+def test_workers_receive_the_in_memory_builder_and_arrays(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", WORKERS], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.splitlines()[-1].removeprefix("RESULT "))
+    assert out["finished"] == 3
+    # Trained in the loky processes (the parent trains none), which had the builder and arrays.
+    assert out["pids"] and out["parent"] not in out["pids"], out
+
+
+def test_the_bar_counts_finished_trials_of_the_budget_and_the_running_trials_epochs(capsys):
+    from types import SimpleNamespace
+
+    from sweep.api.progress import StudyProgress, in_notebook
+    from sweep.study.budget import budget
+    from tests.fake_study import build_study
+
+    assert not in_notebook()  # pytest is a terminal: log lines, no bar, unless asked
+    study = build_study(6)
+    bar = StudyProgress(study, epochs_per_trial=4, epochs=True)
+    status = budget(study)
+    assert (bar._bar.n, bar._bar.total) == (status.finished, status.total)
+    bar.epoch(7, SimpleNamespace(epoch=1, val_accuracy=0.5))
+    bar.epoch(7, SimpleNamespace(epoch=3, val_accuracy=0.75))
+    assert (bar._epochs.n, bar._epochs.desc) == (3, "trial 7: ")
+    bar.epoch(8, SimpleNamespace(epoch=1, val_accuracy=0.6))
+    assert (bar._epochs.n, bar._epochs.desc) == (1, "trial 8: ")
+    bar.close()
+    err = capsys.readouterr().err
+    assert f"{status.finished}/{status.total}" in err and f"best {study.best_value:.4f}" in err
