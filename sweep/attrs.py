@@ -62,6 +62,10 @@ Trial user attrs
 - ``WORKER``: ``"host:pid"`` of the process that ran (or runs) the trial.
 - ``SURPLUS``: True on a trial asked for after the budget was taken (marked FAIL, never
   trained); reports leave such trials out.
+- ``SET_ASIDE``: ``[{"artifact_id", "epoch", "reason"}, ...]``: checkpoints that could not
+  continue the trial (unreadable, or another owner's), left in the store and not loaded.
+- ``DROPPED``: why a trial's configuration was given up (its worker died more than
+  ``MAX_RETRIES`` times while training it), on the FAIL trial that ends it.
 """
 
 PREFIX = "sweep:"  # every study record's name starts with it
@@ -98,6 +102,8 @@ CHECKPOINT = "checkpoint"
 # lower-numbered trials (several workers racing for the last slots). Such a trial is
 # marked FAIL at once and never trained; reports leave it out.
 SURPLUS = "surplus"
+SET_ASIDE = "set_aside"
+DROPPED = "dropped"
 
 
 def read_config(records: dict) -> dict | None:

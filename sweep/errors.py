@@ -47,3 +47,8 @@ class TrialTakenOver(Exception):
     """Not a user error: a worker's trial was finished under it (another worker's recovery
     failed it after a late heartbeat). Its retry continues it; this worker stops it at the
     next epoch boundary and goes on."""
+
+
+class CheckpointStoreError(TrainingError):
+    """The checkpoint store (a local or network folder, S3) failed to save or load a trial's
+    checkpoint. Not the trial's fault: its checkpoints are kept and it is re-enqueued."""

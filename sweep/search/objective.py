@@ -16,11 +16,11 @@ from typing import Any
 
 import keras
 import optuna
-from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
+from optuna.exceptions import UpdateFinishedTrialError
 
 from sweep import attrs
 from sweep.config import Config, StudyConfig
-from sweep.errors import DISK_FULL_ERRNOS, TrialTakenOver
+from sweep.errors import TrialTakenOver
 from sweep.search.checkpoints import TrialCheckpoints
 from sweep.search.space import suggest_params
 from sweep.training.data import Dataset
@@ -62,11 +62,13 @@ class Objective:
 
     ``store`` is the study's artifact store (``sweep.storage.artifacts``), where each
     trial's epoch checkpoints go; ``study_uuid`` (``attrs.STUDY_UUID``) names the study
-    in every checkpoint; ``worker`` names this process (``host:pid``).
+    in every checkpoint, and ``storage_key`` (``storage.database.storage_key``) the database
+    it lives in; ``worker`` names this process (``host:pid``).
     """
 
     def __init__(self, config: Config, data: Dataset, space: dict[str, Any], store: Any, worker: str,
-                 study_uuid: str, on_epoch: Callable[[int, EpochLog], None] | None = None):
+                 study_uuid: str, on_epoch: Callable[[int, EpochLog], None] | None = None,
+                 storage_key: str | None = None):
         self.config = config
         self.data = data
         self.space = space
@@ -74,10 +76,14 @@ class Objective:
         self.worker = worker
         self.study_uuid = study_uuid
         self.on_epoch = on_epoch  # (trial number, epoch): the Python API's progress and hooks
+        self.labels = {"storage": storage_key}  # in each checkpoint: which storage's study it is of
         self.models = ModelCache()  # one compiled model for all of this worker's trials
+        self.checkpoints: TrialCheckpoints | None = None  # the running (or last) trial's
+        code = None
         if config.model.builder:
             # Import the user's module before a checkpoint is loaded: it registers any custom layers.
-            load_entry_point(config.model.builder, config.study.code_dir, "model.builder")
+            code = load_entry_point(config.model.builder, config.study.code_dir, "model.builder").sha256
+        self.model_identity = model_identity(config, data, code)
 
     def __call__(self, trial: optuna.Trial) -> float:
         config, study = self.config, self.config.study
@@ -91,31 +97,33 @@ class Objective:
             trial.set_user_attr(key, value)
 
         # Whose a checkpoint is: only a retry of this root, in this study, with the same
-        # parameters and step count may continue it.
-        identity = {"study": self.study_uuid, "root_trial": root, "params": trial.params, "total_steps": steps}
-        checkpoints = TrialCheckpoints(self.store, trial, identity)
+        # parameters, step count, model and optimizer may continue it.
+        identity = {"study": self.study_uuid, "root_trial": root, "params": trial.params, "total_steps": steps,
+                    **self.model_identity}
+        checkpoints = self.checkpoints = TrialCheckpoints(self.store, trial, identity, self.labels)
         resume = checkpoints.load() if root != trial.number else None
         history: list[EpochLog] = list(resume.history) if resume else []
         if resume is not None:
             trial.set_user_attr(attrs.RESUMED_FROM_EPOCH, len(history))
             log.info("trial %d continues trial %d from epoch %d", trial.number, root, len(history))
 
-        try:
-            result = train(config, params, self.data, seed=seed, resume=resume, models=self.models,
-                           on_epoch=self._epoch_hook(trial.number, history),
-                           callbacks=[_EpochEnd(trial, study.metric, history, checkpoints, self.data.num_classes)])
-            _record_history(trial, history)
-        except BaseException as exc:
-            if not _continued_later(exc):
-                checkpoints.remove()  # pruned, or failed for good: nothing will continue it
-            raise
-        checkpoints.remove()
+        # No checkpoint is removed here, whatever happens: the worker removes them once the
+        # trial's final state is stored (``finish``); until then they are its only progress.
+        result = train(config, params, self.data, seed=seed, resume=resume, models=self.models,
+                       on_epoch=self._epoch_hook(trial.number, history),
+                       callbacks=[_EpochEnd(trial, study.metric, history, checkpoints, self.data.num_classes)])
+        _record_history(trial, history)
         trial.set_user_attr(attrs.MODEL_PARAMETERS, result.model_parameters)
         if result.diverged:
             trial.set_user_attr(attrs.PRUNE_REASON, "diverged")
             raise optuna.TrialPruned(f"diverged at epoch {len(history)} (loss {history[-1].loss:.3g})")
         return result.value(study.metric, study.objective)
 
+    def finish(self) -> None:
+        """The trial's final state is stored: nothing will continue it, so its checkpoints go."""
+        if self.checkpoints is not None:
+            self.checkpoints.remove()
+            self.checkpoints = None
 
     def _epoch_hook(self, number: int, history: list[EpochLog]) -> Callable[[EpochLog], None]:
         if self.on_epoch is None:
@@ -162,13 +170,19 @@ class _EpochEnd(keras.callbacks.Callback):
             raise optuna.TrialPruned(f"pruned at epoch {entry.epoch} ({self._metric} {value:.4f})")
 
 
-def _continued_later(exc: BaseException) -> bool:
-    """Whether the trial will be continued by a retry, which needs its checkpoint: it was
-    interrupted, taken over by a retry, or the database or the disk failed (the worker
-    stops; the next run recovers the trial)."""
-    if isinstance(exc, OSError):
-        return exc.errno in DISK_FULL_ERRNOS
-    return isinstance(exc, (KeyboardInterrupt, TrialTakenOver, StorageInternalError))
+def model_identity(config: Config, data: Dataset, builder_sha256: str | None) -> dict[str, Any]:
+    """What a checkpoint's weights and optimizer state are of: the model (the built-in CNN's
+    config, or the builder's spec and its file's hash), its parameter count, and every
+    ``train`` field but the speed-only ``steps_per_execution`` (the optimizer and its
+    arguments among them, so a field added there is part of it from the start)."""
+    from sweep.training.model import make_model
+
+    model = config.model.model_dump(mode="json")
+    if builder_sha256 is not None:
+        model["sha256"] = builder_sha256
+    parameters = make_model(config, data.input_shape, data.num_classes).count_params()  # built, not compiled
+    return {"model": model, "parameters": int(parameters),
+            "train": config.train.model_dump(mode="json", exclude={"steps_per_execution"})}
 
 
 def _record_history(trial: optuna.Trial, history: list[EpochLog]) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -54,19 +53,15 @@ def open_artifact_store(study_name: str, location: str | None = None):
     return FileSystemArtifactStore(path)
 
 
-def clear_artifact_folder(study_name: str, location: str | None = None) -> bool:
-    """Remove every file a folder store holds for ``study_name``; whether there was any.
-
-    For a study *created* under a name whose previous study left files behind. An S3
-    store is left as it is (listing a bucket needs rights a worker may lack): what is
-    left there is never loaded, because every checkpoint names its owner.
-    """
+def folder_files(study_name: str, location: str | None = None) -> list[Path]:
+    """The files a folder store holds under ``study_name`` (none for S3: listing a bucket
+    needs rights a worker may lack, and what is left there is never loaded, because every
+    checkpoint names its owner). Several studies may share the folder: one study name in
+    two storages (``sweep.search.checkpoints.remove_owned_checkpoints`` tells them apart)."""
     if location is not None and location.startswith(S3_SCHEME):
-        return False
+        return []
     path = _folder(study_name, location)
-    found = path.is_dir() and any(path.iterdir())
-    shutil.rmtree(path, ignore_errors=True)
-    return found
+    return sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else []
 
 
 def remove_artifact(store, artifact_id: str) -> bool:
@@ -85,15 +80,19 @@ def remove_artifact(store, artifact_id: str) -> bool:
 def remove_checkpoints(store, trials: list[FrozenTrial]) -> int:
     """Remove every checkpoint uploaded for ``trials``; returns how many were still there.
 
-    ``upload_artifact`` records each upload on its trial before writing the file, so this
+    ``upload_artifact`` records each upload on its trial (after writing the file), so this
     finds also a checkpoint whose worker was killed before pointing ``attrs.CHECKPOINT``
-    at it. Other artifacts (a study's LR finder curve, files a user uploaded) stay."""
+    at it; a file whose worker was killed between writing and recording it is found by its
+    owner instead (``sweep.search.checkpoints.remove_owned_checkpoints``). Checkpoints set
+    aside (``attrs.SET_ASIDE``) and other artifacts (a study's LR finder curve, files a user
+    uploaded) stay."""
     ids = {t.user_attrs[attrs.CHECKPOINT]["artifact_id"] for t in trials if t.user_attrs.get(attrs.CHECKPOINT)}
+    kept = {ref["artifact_id"] for t in trials for ref in t.user_attrs.get(attrs.SET_ASIDE, [])}
     for trial in trials:
         for key, value in trial.system_attrs.items():
             if key.startswith(_UPLOAD_ATTR_PREFIX) and CHECKPOINT_FILE.fullmatch(json.loads(value).get("filename", "")):
                 ids.add(key[len(_UPLOAD_ATTR_PREFIX):])
-    return sum(remove_artifact(store, artifact_id) for artifact_id in ids)
+    return sum(remove_artifact(store, artifact_id) for artifact_id in ids - kept)
 
 
 def upload_json(study: optuna.Study, filename: str, payload: Any, location: str | None = None) -> str:

@@ -76,6 +76,17 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def storage_key(url: str) -> str:
+    """A name for the database behind ``url`` that checkpoints carry (so clean-up can tell a
+    deleted study's files from another storage's): a SQLite file by absolute path, any other
+    database by its URL without the password."""
+    path = sqlite_path(url)
+    if path is not None:
+        return f"sqlite:///{path.expanduser().resolve()}"
+    parsed = make_url(url)
+    return f"{parsed.drivername}://{parsed.username or ''}@{parsed.host or ''}:{parsed.port or ''}/{parsed.database or ''}"
+
+
 def make_storage(url: str, *, create: bool, heartbeat: bool = False, **callbacks: Any) -> optuna.storages.RDBStorage:
     """An ``RDBStorage`` for ``url``.
 

@@ -33,7 +33,10 @@ from sweep.storage.database import GRACE_PERIOD_S
 
 log = logging.getLogger(__name__)
 
-MAX_RETRIES = 3  # an interrupted trial is continued this many times at most
+# A trial whose worker *died* (killed, out of memory, a power cut) is continued this many
+# times at most: a configuration that kills its worker every time must not stall the study.
+# A user's Ctrl-C or SIGTERM, and a failing checkpoint store, never count.
+MAX_RETRIES = 3
 
 
 @contextmanager
@@ -49,25 +52,27 @@ def intended_optuna_use() -> Iterator[None]:
 _FAILED_TRIAL, _RETRY_HISTORY = "failed_trial", "retry_history"  # system attrs of Optuna's retry callback
 _TOKEN = "sweep:retry_token"  # names one enqueued retry, so the process that made it can retire it
 _REQUEUED_FROM = "sweep:requeued_from"  # on a surplus retry put back: the number of the trial it was
+_CRASHES = "sweep:crashes"  # the trials of this root whose worker died (not a user's interrupt)
 
 
-def retry_trial(study: optuna.Study, trial: FrozenTrial) -> str | None:
+def retry_trial(study: optuna.Study, trial: FrozenTrial, *, crashed: bool = True) -> str | None:
     """Enqueue the continuation of an interrupted trial, as Optuna's
     ``RetryHeartbeatStaleTrialCallback`` does (same parameters, user attrs, its checkpoint
     among them, and intermediate values; system attrs ``failed_trial`` and
     ``retry_history``), minus the dead worker's name, which would otherwise make the retry
-    look orphaned the moment it is taken. Not when the trial has a retry already or was
-    retried ``MAX_RETRIES`` times. Returns a token naming the new retry (None: none made)."""
-    if any(t.system_attrs.get(_RETRY_HISTORY, [])[-1:] == [trial.number] or t.system_attrs.get(_REQUEUED_FROM)
-           == trial.number for t in study.get_trials(deepcopy=False)):
+    look orphaned the moment it is taken. Not when the trial has a retry already, nor when
+    ``crashed`` (its worker died, as opposed to a user's Ctrl-C or SIGTERM or a failing
+    store, which never count) and its root's workers died ``MAX_RETRIES`` times before.
+    Returns a token naming the new retry (None: none made)."""
+    if _has_retry(study, trial.number):
         return None
-    history = [*trial.system_attrs.get(_RETRY_HISTORY, []), trial.number]
-    if len(history) > MAX_RETRIES:
-        log.warning("trial %d was interrupted %d times; not retried again", trial.number, len(history))
+    crashes = [*trial.system_attrs.get(_CRASHES, []), *([trial.number] if crashed else [])]
+    if len(crashes) > MAX_RETRIES:
         return None
     token = uuid.uuid4().hex
     system_attrs = {**trial.system_attrs, _FAILED_TRIAL: trial.system_attrs.get(_FAILED_TRIAL, trial.number),
-                    _RETRY_HISTORY: history, _TOKEN: token}
+                    _RETRY_HISTORY: [*trial.system_attrs.get(_RETRY_HISTORY, []), trial.number], _TOKEN: token,
+                    _CRASHES: crashes}
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
         user_attrs={k: v for k, v in trial.user_attrs.items() if k != attrs.WORKER},
@@ -75,9 +80,14 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial) -> str | None:
     return token
 
 
-def take_over(study: optuna.Study, trial_id: int) -> bool:
+RETRIED, DROPPED = "retried", "dropped"
+
+
+def take_over(study: optuna.Study, trial_id: int, *, crashed: bool = True) -> str | None:
     """Fail a running trial whose worker is gone (or was interrupted), leaving exactly one
-    retry; True when this call failed it.
+    retry. Returns ``RETRIED`` or ``DROPPED`` (its worker died too often: the configuration
+    is given up, and the trial says why in ``attrs.DROPPED``) when this call failed it, None
+    when another process did or it was finished already.
 
     The retry is enqueued before the trial is failed: a process killed between the two
     leaves the trial RUNNING with its retry waiting (the next recovery only fails it),
@@ -86,13 +96,31 @@ def take_over(study: optuna.Study, trial_id: int) -> bool:
     storage = private.storage_of(study)
     frozen = storage.get_trial(trial_id)
     if frozen.state.is_finished():
-        return False
-    token = retry_trial(study, frozen)
+        return None
+    token = retry_trial(study, frozen, crashed=crashed)
+    dropped = token is None and not _has_retry(study, frozen.number)
+    if dropped:
+        deaths = len(frozen.system_attrs.get(_CRASHES, [])) + 1
+        reason = (f"its worker died {deaths} times while training it (the limit is {MAX_RETRIES} retries "
+                  "after a worker's death; interruptions by Ctrl-C or SIGTERM do not count)")
+        try:
+            storage.set_trial_user_attr(trial_id, attrs.DROPPED, reason)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return None
     if fail_once(storage, trial_id):
-        return True
+        if dropped:
+            root = frozen.system_attrs.get(_FAILED_TRIAL, frozen.number)
+            log.warning("trial %d (continuing trial %d) dropped: %s; configuration %s is given up and another is "
+                        "sampled in its place", frozen.number, root, reason, frozen.params)
+        return DROPPED if dropped else RETRIED
     if token is not None:
         _retire(study, token)
-    return False
+    return None
+
+
+def _has_retry(study: optuna.Study, number: int) -> bool:
+    return any(t.system_attrs.get(_RETRY_HISTORY, [])[-1:] == [number] or t.system_attrs.get(_REQUEUED_FROM) == number
+               for t in study.get_trials(deepcopy=False))
 
 
 def _retire(study: optuna.Study, token: str) -> None:
@@ -179,10 +207,12 @@ def recover_interrupted_trials(study: optuna.Study) -> int:
         silent = private.trial_id(trial) in stale
         if not silent and not _owner_is_gone(owner, trial.datetime_start):
             continue
-        if not take_over(study, private.trial_id(trial)):
+        outcome = take_over(study, private.trial_id(trial))
+        if outcome is None:
             continue  # another worker recovered it first
-        log.warning("trial %d: its worker %s is %s; re-enqueued to continue from its checkpoint", trial.number,
-                    owner or "unnamed", "silent (no heartbeat within the grace period)" if silent else "gone")
+        if outcome == RETRIED:
+            log.warning("trial %d: its worker %s is %s; re-enqueued to continue from its checkpoint", trial.number,
+                        owner or "unnamed", "silent (no heartbeat within the grace period)" if silent else "gone")
         recovered += 1
     return recovered
 

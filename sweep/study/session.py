@@ -8,6 +8,8 @@ import warnings
 
 import optuna
 
+from sweep import attrs
+from sweep.search.checkpoints import remove_owned_checkpoints
 from sweep.storage.artifacts import open_artifact_store, remove_checkpoints
 from sweep.storage.database import checkpoints_dir
 from sweep.study.budget import budget
@@ -27,8 +29,13 @@ def finish(study: optuna.Study, config) -> bool:
     status = budget(study)
     if status.finished < status.total or status.running:
         return False
-    remove_checkpoints(open_artifact_store(study.study_name, config.study.checkpoint_store),
-                       study.get_trials(deepcopy=False))
+    trials = study.get_trials(deepcopy=False)
+    remove_checkpoints(open_artifact_store(study.study_name, config.study.checkpoint_store), trials)
+    # Also a file whose worker was killed between writing and recording it (none knows its id).
+    aside = {ref["artifact_id"] for t in trials for ref in t.user_attrs.get(attrs.SET_ASIDE, [])}
+    uuid = study.user_attrs.get(attrs.STUDY_UUID)
+    remove_owned_checkpoints(study.study_name, config.study.checkpoint_store,
+                             lambda owner, path: owner["study"] == uuid and path.name not in aside)
     for legacy in checkpoints_dir(study.study_name).glob("trial-*"):  # written by sweep before 2026-11-30
         shutil.rmtree(legacy, ignore_errors=True)
     return True

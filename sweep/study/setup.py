@@ -129,6 +129,7 @@ def reopen_study(name: str, storage_url: str | None, *, n_trials: int | None = N
     check_data(study, config)
     if code_changed:
         refresh_model_record(study, config)
+        retire_checkpoints(study, config, "its model's code changed (--force)")
     ensure_study_uuid(study)
     if n_trials is not None:
         set_study_attr(study, attrs.N_TRIALS, n_trials)
@@ -148,6 +149,8 @@ def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None
     code_changed = check_code(study, config, force=force)
     if code_changed or (differences and (old.data != config.data or old.model != config.model)):
         refresh_model_record(study, config)
+    if code_changed or old.model != config.model or _trained_by(old) != _trained_by(config):
+        retire_checkpoints(study, config, "--force adopted another model, model code or optimizer")
     if not differences:
         return
     log.warning("adopting a changed config for study %s (--force): %s", study.study_name, "; ".join(differences))
@@ -163,6 +166,29 @@ def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None
 
         space, _, _ = plan_prior(config, space_from_config(config.search), study.user_attrs.get(attrs.LR_FINDER))
         set_study_attr(study, attrs.SEARCH_SPACE, space)
+
+
+def _trained_by(config: Config) -> dict[str, Any]:
+    return config.train.model_dump(mode="json", exclude={"steps_per_execution"})
+
+
+def retire_checkpoints(study: optuna.Study, config: Config, why: str) -> int:
+    """Remove the checkpoints waiting retries would continue: they hold another model's (or
+    optimizer's) state. The retries start from epoch 1; one warning says so."""
+    from optuna.trial import TrialState
+
+    from sweep.storage.artifacts import open_artifact_store, remove_checkpoints
+    from sweep.storage.optuna_private import storage_of, trial_id
+
+    waiting = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) if t.user_attrs.get(attrs.CHECKPOINT)]
+    if not waiting:
+        return 0
+    remove_checkpoints(open_artifact_store(study.study_name, config.study.checkpoint_store), waiting)
+    for trial in waiting:
+        storage_of(study).set_trial_user_attr(trial_id(trial), attrs.CHECKPOINT, None)
+    log.warning("study %s: %s; retired the checkpoints of %d waiting trial(s) (%s), which start again from epoch 1",
+                study.study_name, why, len(waiting), ", ".join(str(t.number) for t in waiting))
+    return len(waiting)
 
 
 def _existing_storage(storage_url: str) -> optuna.storages.BaseStorage | None:
@@ -216,8 +242,9 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
 
     storage = make_storage(storage_url, create=True)
     study = optuna.create_study(study_name=config.study.name, storage=storage, direction=config.study.direction)
-    set_study_attr(study, attrs.STUDY_UUID, uuid.uuid4().hex)
-    _remove_leftover_checkpoints(config)
+    own_uuid = uuid.uuid4().hex
+    set_study_attr(study, attrs.STUDY_UUID, own_uuid)
+    _remove_leftover_checkpoints(config, storage, storage_url, own_uuid)
     for key, value in ((attrs.VERSIONS, package_versions()), (attrs.NUM_TRAIN, data.num_train), (attrs.CODE, code),
                        (attrs.MODEL, model_info), (attrs.NUM_VALIDATION, len(data.y_val)), (attrs.SEARCH_SPACE, space),
                        (attrs.DATA_FINGERPRINT, data.fingerprint)):
@@ -270,16 +297,25 @@ def ensure_study_uuid(study: optuna.Study) -> str:
     return study.user_attrs[attrs.STUDY_UUID]
 
 
-def _remove_leftover_checkpoints(config: Config) -> None:
-    """A new study under a name used before: what the old one left in the checkpoint store
-    (and in the folder of older versions, studies/NAME/trial-*) is never continued."""
-    from sweep.storage.artifacts import clear_artifact_folder
-    from sweep.storage.database import checkpoints_dir
+def _remove_leftover_checkpoints(config: Config, storage: optuna.storages.BaseStorage, storage_url: str,
+                                 own_uuid: str) -> None:
+    """A new study under a name used before: what an earlier study of that name *in this
+    storage* left in the checkpoint store (its UUID is no longer among this storage's
+    studies) is never continued, and goes; so do files of older versions in
+    studies/NAME/trial-*. Files of a same-named study in another storage sharing the
+    folder stay (each checkpoint names its study and storage)."""
+    from sweep.search.checkpoints import remove_owned_checkpoints
+    from sweep.storage.database import checkpoints_dir, storage_key
 
     name, location = config.study.name, config.study.checkpoint_store
     legacy = sorted(checkpoints_dir(name).glob("trial-*"))
     for folder in legacy:
         shutil.rmtree(folder, ignore_errors=True)
-    if clear_artifact_folder(name, location) or legacy:
-        log.warning("study %s is new: removed the checkpoints a previous study of that name left in %s", name,
-                    location or checkpoints_dir(name))
+    live = {s.user_attrs.get(attrs.STUDY_UUID) for s in storage.get_all_studies()} - {own_uuid}
+    key = storage_key(storage_url)
+    removed = remove_owned_checkpoints(
+        name, location, lambda owner, _path: owner["study"] == own_uuid or (owner.get("storage") == key
+                                                                     and owner["study"] not in live))
+    if removed or legacy:
+        log.warning("study %s is new: removed %d checkpoint(s) a deleted study of that name in this storage left in %s",
+                    name, removed + len(legacy), location or checkpoints_dir(name))

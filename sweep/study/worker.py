@@ -33,14 +33,15 @@ from optuna.trial import TrialState
 
 from sweep import attrs
 from sweep.config import Config
-from sweep.errors import DISK_FULL_ERRNOS, TrainingError, TrialTakenOver
+from sweep.errors import DISK_FULL_ERRNOS, CheckpointStoreError, TrainingError, TrialTakenOver
 from sweep.storage.artifacts import open_artifact_store
-from sweep.storage.database import make_storage, mask_url
+from sweep.storage.database import make_storage, mask_url, storage_key
 from sweep.storage.optuna_private import trial_id
 from sweep.storage.records import study_attrs
 from sweep.study.budget import FINISHED, budget, is_surplus
-from sweep.study.recovery import (beat_once, heartbeat, intended_optuna_use, is_retry, recover_interrupted_trials,
-                                  requeue_surplus_retry, retire_leftover_retries, take_over, worker_name)
+from sweep.study.recovery import (RETRIED, beat_once, heartbeat, intended_optuna_use, is_retry,
+                                  recover_interrupted_trials, requeue_surplus_retry, retire_leftover_retries, take_over,
+                                  worker_name)
 from sweep.study.signals import GracefulStop
 
 if TYPE_CHECKING:  # the trainer imports Keras, which callers import first
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # the trainer imports Keras, which callers import first
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep raising stops: it is a bug, not bad luck
+_STORE_FAULT = "store fault"  # _run_trial's outcome when the checkpoint store failed (the trial is re-enqueued)
 WAIT_FOR_OTHERS_S = 2.0  # poll interval while other workers finish the last trials
 
 
@@ -93,7 +95,7 @@ def run_worker(
     _enable_gpu_memory_growth()
     store = open_artifact_store(study_name, config.study.checkpoint_store)
     objective = Objective(config, data, records[attrs.SEARCH_SPACE], store, worker_name(),
-                          ensure_study_uuid(study), on_epoch=on_epoch)
+                          ensure_study_uuid(study), on_epoch=on_epoch, storage_key=storage_key(storage_url))
     try:
         return _worker_loop(study, storage, objective, config, worker_index, max_trials, deadline, on_trial)
     except KeyError:
@@ -157,10 +159,13 @@ def _worker_loop(study, storage, objective, config: Config, worker_index: int, m
                 on_trial(study)
             if state is None:
                 continue  # taken over by its retry: nobody's fault
-            if state is TrialState.FAIL:
+            if state in (TrialState.FAIL, _STORE_FAULT):
                 failures += 1
                 if failures >= MAX_CONSECUTIVE_FAILURES:
-                    raise TrainingError(f"{failures} trials in a row failed; see the log above for the error")
+                    what = "could not save or load a checkpoint" if state is _STORE_FAULT else "failed"
+                    raise TrainingError(f"{failures} trials in a row {what}; see the log above for the error"
+                                        + (" (their checkpoints are kept and they are re-enqueued: fix the "
+                                           "checkpoint store, then rerun)" if state is _STORE_FAULT else ""))
             else:
                 failures = 0
                 _log_progress(study, worker_index)
@@ -181,7 +186,7 @@ def _run_trial(
         with heartbeat(storage, trial), stop.interruptible():
             value = objective(trial)
     except optuna.TrialPruned as exc:
-        if not _tell(study, trial, TrialState.PRUNED):
+        if not _tell(study, trial, TrialState.PRUNED, objective=objective):
             return None
         log.info("trial %d pruned: %s (%.1fs)", trial.number, exc, time.monotonic() - started)
         return TrialState.PRUNED
@@ -189,32 +194,40 @@ def _run_trial(
         _taken_over(trial)
         return None
     except KeyboardInterrupt:
-        _requeue(study, trial)
+        _requeue(study, trial, "interrupted")
         raise
     except KeyError:
         raise  # the storage lost a record: run_worker tells whether the study is gone
     except optuna.exceptions.StorageInternalError:
         raise  # nothing can be recorded; the trial is recovered by the next run
+    except CheckpointStoreError as exc:
+        # The store's fault, not the trial's: its checkpoints stay and it is continued later.
+        _requeue(study, trial, f"checkpoint store failed ({exc})")
+        return _STORE_FAULT
     except OSError as exc:
         if exc.errno in DISK_FULL_ERRNOS:
+            _requeue(study, trial, f"disk full or read-only ({exc.strerror})")
             raise
         log.exception("trial %d failed with %s", trial.number, trial.params)
-        return TrialState.FAIL if _tell(study, trial, TrialState.FAIL) else None
+        return TrialState.FAIL if _tell(study, trial, TrialState.FAIL, objective=objective) else None
     except Exception:
         log.exception("trial %d failed with %s", trial.number, trial.params)
-        return TrialState.FAIL if _tell(study, trial, TrialState.FAIL) else None
-    if not _tell(study, trial, TrialState.COMPLETE, value):
+        return TrialState.FAIL if _tell(study, trial, TrialState.FAIL, objective=objective) else None
+    if not _tell(study, trial, TrialState.COMPLETE, value, objective=objective):
         return None
     log.info("trial %d: %s -> %.4f (%.1fs)", trial.number, _describe(trial.params), value, time.monotonic() - started)
     return TrialState.COMPLETE
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None = None) -> bool:
-    """Tell the trial's outcome; False (with a warning) when it was already finished by
-    another worker's recovery, whose retry then counts instead of this result."""
+def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None = None, *,
+          objective) -> bool:
+    """Tell the trial's outcome, then remove its checkpoints (only now is nothing lost with
+    them); False (with a warning) when it was already finished by another worker's
+    recovery, whose retry then counts instead of this result and needs the checkpoints."""
     frozen = study.tell(trial, value if state is TrialState.COMPLETE else None,
                         state=None if state is TrialState.COMPLETE else state, skip_if_finished=True)
     if frozen.state is state and (state is not TrialState.COMPLETE or frozen.value == value):
+        objective.finish()
         return True
     _taken_over(trial)
     return False
@@ -226,12 +239,12 @@ def _taken_over(trial: optuna.Trial) -> None:
                 trial.number)
 
 
-def _requeue(study: optuna.Study, trial: optuna.Trial) -> None:
-    """Fail an interrupted trial and enqueue its continuation (same parameters, its checkpoint),
-    unless another worker failed it first: that worker enqueued the one retry."""
-    if not take_over(study, trial_id(trial)):
-        return
-    log.warning("trial %d interrupted; re-enqueued to continue from its last epoch", trial.number)
+def _requeue(study: optuna.Study, trial: optuna.Trial, why: str = "interrupted") -> None:
+    """Fail a trial stopped by a user's signal or a failing store and enqueue its continuation
+    (same parameters, its checkpoint), unless another worker failed it first: that worker
+    enqueued the one retry. Neither counts toward the retry limit (``recovery.MAX_RETRIES``)."""
+    if take_over(study, trial_id(trial), crashed=False) == RETRIED:
+        log.warning("trial %d %s; re-enqueued to continue from its last epoch", trial.number, why)
 
 
 def _describe(params: dict) -> str:

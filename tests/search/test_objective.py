@@ -31,6 +31,18 @@ class _InterruptAtEpoch(optuna.pruners.BasePruner):
         return False
 
 
+def _run(study, objective):
+    """Ask, train, tell, then remove the checkpoints: what the worker does (sweep.study.worker)."""
+    trial = study.ask()
+    try:
+        value = objective(trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, value)
+    objective.finish()
+
+
 def _interrupted_and_retried(config, tmp_path, epoch=2):
     """A trial interrupted after ``epoch`` epochs, failed, and its retry asked for."""
     from sweep.study.recovery import fail_once, retry_trial
@@ -50,8 +62,11 @@ def test_a_retry_continues_its_roots_checkpoint_and_removes_it_at_the_end(tiny_c
     config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 3})})
     study, retry = _interrupted_and_retried(config, tmp_path)
     assert retry.user_attrs[attrs.CHECKPOINT]["epoch"] == 2 and len(list(tmp_path.iterdir())) == 1
-    value = _objective(config, tmp_path)(retry)
+    objective = _objective(config, tmp_path)
+    value = objective(retry)
+    assert len(list(tmp_path.iterdir())) >= 1, "kept until the trial's final state is stored"
     study.tell(retry, value)
+    objective.finish()
     frozen = study.trials[retry.number]
     assert frozen.user_attrs[attrs.RESUMED_FROM_EPOCH] == 2
     assert [e["epoch"] for e in frozen.user_attrs[attrs.HISTORY]] == [1, 2, 3]
@@ -59,20 +74,42 @@ def test_a_retry_continues_its_roots_checkpoint_and_removes_it_at_the_end(tiny_c
     assert not any(tmp_path.iterdir()), "the finished retry removed the checkpoint"
 
 
-@pytest.mark.parametrize("change", ["study", "steps"])
-def test_a_checkpoint_of_another_study_or_step_count_is_discarded_with_one_warning(tiny_config, tmp_path, sweep_caplog,
-                                                                                    change):
+@pytest.mark.parametrize("change", ["study", "steps", "model", "optimizer"])
+def test_a_checkpoint_of_another_study_step_count_model_or_optimizer_is_set_aside_with_one_warning(
+        tiny_config, tmp_path, sweep_caplog, change):
     config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 3})})
     _, retry = _interrupted_and_retried(config, tmp_path)
+    (kept,) = list(tmp_path.iterdir())
     if change == "steps":  # --force with another batch size: same trial numbers, other schedules
         config = config.model_copy(update={"train": config.train.model_copy(update={"batch_size": 16})})
+    if change == "model":  # --force with another architecture whose weights might even fit
+        config = config.model_copy(update={"model": config.model.model_copy(update={"dense_units": 33})})
+    objective = _objective(config, tmp_path, study_uuid="study-b" if change == "study" else "study-a")
+    assert objective.model_identity["train"]["optimizer"] == "adam"
+    if change == "optimizer":  # as --force with train.optimizer changed would record it (one optimizer here yet)
+        objective.model_identity["train"]["optimizer"] = "sgd"
     sweep_caplog.clear()
-    _objective(config, tmp_path, study_uuid="study-b" if change == "study" else "study-a")(retry)
+    objective(retry)
     assert attrs.RESUMED_FROM_EPOCH not in retry.user_attrs
     assert [e["epoch"] for e in retry.user_attrs[attrs.HISTORY]] == [1, 2, 3]
     warnings = [r.getMessage() for r in sweep_caplog.records if r.levelname == "WARNING"]
-    assert len(warnings) == 1 and "discarding a checkpoint that belongs to" in warnings[0], warnings
-    assert not any(tmp_path.iterdir())
+    assert len(warnings) == 1 and f"checkpoint {kept.name} (epoch 2) set aside" in warnings[0], warnings
+    assert "another owner" in warnings[0]
+    assert kept.exists(), "set aside, not deleted"
+    assert [ref["artifact_id"] for ref in retry.user_attrs[attrs.SET_ASIDE]] == [kept.name]
+
+
+def test_a_truncated_checkpoint_is_set_aside_not_deleted(tiny_config, tmp_path, sweep_caplog):
+    config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 3})})
+    _, retry = _interrupted_and_retried(config, tmp_path)
+    (kept,) = list(tmp_path.iterdir())
+    kept.write_bytes(kept.read_bytes()[: kept.stat().st_size // 2])  # a half-synced shared folder
+    sweep_caplog.clear()
+    _objective(config, tmp_path)(retry)
+    warnings = [r.getMessage() for r in sweep_caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and f"checkpoint {kept.name} (epoch 2) set aside" in warnings[0], warnings
+    assert "unreadable" in warnings[0] and kept.exists()
+    assert [e["epoch"] for e in retry.user_attrs[attrs.HISTORY]] == [1, 2, 3]
 
 
 def test_a_fresh_trial_never_loads_a_checkpoint(tiny_config, tmp_path):
@@ -81,7 +118,7 @@ def test_a_fresh_trial_never_loads_a_checkpoint(tiny_config, tmp_path):
     _interrupted_and_retried(config, tmp_path)
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({"schedule": "constant", "initial_lr": 1e-3, "warmup_fraction": 0.0})
-    study.optimize(_objective(config, tmp_path), n_trials=1)
+    _run(study, _objective(config, tmp_path))
     trial = study.trials[0]
     assert trial.state == TrialState.COMPLETE and attrs.RESUMED_FROM_EPOCH not in trial.user_attrs
     assert {e["lr"] for e in trial.user_attrs[attrs.HISTORY]} == {1e-3}
@@ -90,7 +127,7 @@ def test_a_fresh_trial_never_loads_a_checkpoint(tiny_config, tmp_path):
 def test_a_trial_records_its_value_history_and_seed(tiny_config, tmp_path):
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({"schedule": "constant", "initial_lr": 3e-3, "warmup_fraction": 0.0})
-    study.optimize(_objective(tiny_config, tmp_path), n_trials=1)
+    _run(study, _objective(tiny_config, tmp_path))
     trial = study.trials[0]
     history = trial.user_attrs[attrs.HISTORY]
     assert trial.state == optuna.trial.TrialState.COMPLETE
@@ -105,7 +142,7 @@ def test_a_trial_records_its_value_history_and_seed(tiny_config, tmp_path):
 def test_a_diverging_trial_is_pruned_with_its_reason(tiny_config, tmp_path):
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({"schedule": "constant", "initial_lr": 1.0, "warmup_fraction": 0.0})
-    study.optimize(_objective(tiny_config, tmp_path), n_trials=1)
+    _run(study, _objective(tiny_config, tmp_path))
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert trial.user_attrs[attrs.PRUNE_REASON] == "diverged"
@@ -115,7 +152,7 @@ def test_the_pruner_stops_a_trial_after_an_epoch(tiny_config, tmp_path):
     config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 3})})
     study = optuna.create_study(direction="maximize", pruner=_AlwaysPrune())
     study.enqueue_trial({"schedule": "constant", "initial_lr": 1e-3, "warmup_fraction": 0.0})  # never diverges
-    study.optimize(_objective(config, tmp_path), n_trials=1)
+    _run(study, _objective(config, tmp_path))
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert trial.user_attrs[attrs.PRUNE_REASON] == "pruned"
@@ -154,7 +191,7 @@ def test_the_trial_value_follows_study_objective_and_the_history_keeps_every_epo
         "study": tiny_config.study.model_copy(update={"objective": objective})})
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({"schedule": "constant", "initial_lr": 3e-3, "warmup_fraction": 0.0})
-    study.optimize(_objective(config, tmp_path), n_trials=1)
+    _run(study, _objective(config, tmp_path))
     trial = study.trials[0]
     scores = [e["val_accuracy"] for e in trial.user_attrs[attrs.HISTORY]]
     assert len(scores) == 4

@@ -137,19 +137,37 @@ def test_a_surplus_requeue_killed_half_way_leaves_one_continuation(study, monkey
     assert study._storage.get_trial(retry._trial_id).state == TrialState.FAIL
 
 
-def test_a_new_study_under_a_used_name_removes_what_the_old_one_left(tiny_config, tmp_path, monkeypatch,
-                                                                     sweep_caplog):
+def _archive(path, study_uuid, storage):
+    """A checkpoint archive's owner files (all that clean-up reads: read_owner)."""
+    import json
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("identity.json", json.dumps({"study": study_uuid, "root_trial": 0}))
+        archive.writestr("labels.json", json.dumps({"storage": storage}))
+    return path
+
+
+def test_a_new_study_under_a_used_name_removes_only_what_a_deleted_study_of_its_storage_left(
+        tiny_config, tmp_path, monkeypatch, sweep_caplog):
+    from sweep.storage.database import storage_key
+
     monkeypatch.chdir(tmp_path)
     raw = tiny_config.to_dict()
     raw["lr_finder"]["enabled"] = False
-    leftovers = [tmp_path / "studies" / "tiny" / "artifacts" / "abc", tmp_path / "studies" / "tiny" / "trial-0" / "x"]
-    for path in leftovers:
-        path.parent.mkdir(parents=True)
-        path.write_bytes(b"old weights")
+    folder = tmp_path / "studies" / "tiny" / "artifacts"
+    ours = storage_key("sqlite:///studies/tiny.db")
+    gone = [_archive(folder / "a1", "deleted-study", ours), tmp_path / "studies" / "tiny" / "trial-0" / "x"]
+    gone[1].parent.mkdir(parents=True)
+    gone[1].write_bytes(b"old weights")
+    kept = [_archive(folder / "b1", "their-study", f"sqlite:///{tmp_path}/other.db"),  # same name, other storage
+            folder / "lr-curve"]  # not a checkpoint: nobody's to judge
+    kept[1].write_bytes(b"{}")
     study = open_study(config_from_dict(raw), "sqlite:///studies/tiny.db")
-    assert not any(p.exists() for p in leftovers)
+    assert not any(p.exists() for p in gone) and all(p.exists() for p in kept)
     warnings = [r.getMessage() for r in sweep_caplog.records if r.levelname == "WARNING"]
-    assert len(warnings) == 1 and "removed the checkpoints a previous study" in warnings[0]
+    assert len(warnings) == 1 and "removed 2 checkpoint(s) a deleted study of that name in this storage" in warnings[0]
     assert len(study.user_attrs[attrs.STUDY_UUID]) == 32
     again = open_study(config_from_dict(raw), "sqlite:///studies/tiny.db")
     assert again.user_attrs[attrs.STUDY_UUID] == study.user_attrs[attrs.STUDY_UUID], "kept on reopen"

@@ -3,8 +3,9 @@ import zipfile
 
 import keras
 import numpy as np
+import pytest
 
-from sweep.training.checkpoint import read_checkpoint, write_checkpoint
+from sweep.training.checkpoint import CheckpointRefused, read_checkpoint, read_owner, write_checkpoint
 from sweep.training.data import load_dataset
 from sweep.training.params import TrialParams
 from sweep.training.schedule_math import learning_rates
@@ -85,24 +86,26 @@ def _saved(tiny_config, path):
     return write_checkpoint(path, model, logs, OWNER)
 
 
-def test_a_checkpoint_is_loaded_only_by_its_owner(tiny_config, tmp_path, sweep_caplog):
+def test_a_checkpoint_is_loaded_only_by_its_owner(tiny_config, tmp_path):
     path = _saved(tiny_config, tmp_path / "c.zip")
     assert isinstance(read_checkpoint(path, OWNER), ResumePoint)
     for change in ({"study": "other"}, {"root_trial": 1}, {"total_steps": 31},
-                   {"params": {"initial_lr": 0.001, "schedule": "cosine"}}):
-        sweep_caplog.clear()
-        assert read_checkpoint(path, {**OWNER, **change}) is None, change
-        warnings = [r.getMessage() for r in sweep_caplog.records if r.levelname == "WARNING"]
-        assert len(warnings) == 1 and "belongs to" in warnings[0], warnings
-        assert f"{next(iter(change))} " in warnings[0]
+                   {"params": {"initial_lr": 0.001, "schedule": "cosine"}}, {"model": {"filters": [9]}},
+                   {"train": {"optimizer": "sgd"}}):
+        with pytest.raises(CheckpointRefused, match=f"another owner \\({next(iter(change))} ") as refused:
+            read_checkpoint(path, {**OWNER, **change})
+        assert "\n" not in str(refused.value)
+    assert path.exists()  # reading never deletes
 
 
-def test_a_torn_checkpoint_is_discarded_with_a_warning(tiny_config, tmp_path, sweep_caplog):
+def test_a_torn_checkpoint_is_refused_as_unreadable_and_left_in_place(tiny_config, tmp_path):
     path = _saved(tiny_config, tmp_path / "c.zip")
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a copy cut short
-    assert read_checkpoint(path, OWNER) is None
-    assert "unreadable" in sweep_caplog.text
+    with pytest.raises(CheckpointRefused, match="unreadable"):
+        read_checkpoint(path, OWNER)
     with zipfile.ZipFile(tmp_path / "foreign.zip", "w") as archive:
         archive.writestr("history.json", "[]")  # no owner at all
-    assert read_checkpoint(tmp_path / "foreign.zip", OWNER) is None
-    assert not list(tmp_path.glob("tmp*")), "no scratch left behind"
+    with pytest.raises(CheckpointRefused, match="unreadable"):
+        read_checkpoint(tmp_path / "foreign.zip", OWNER)
+    assert path.exists() and not list(tmp_path.glob("tmp*")), "no scratch left behind"
+    assert read_owner(path) is None and read_owner(tmp_path / "foreign.zip") is None
