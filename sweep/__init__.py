@@ -12,12 +12,15 @@ The names below come from ``sweep.api`` when first used, so ``import sweep`` (an
 ``sweep --help``) stays light.
 """
 
+from sweep.errors import ConfigError, DataError, StudyError, SweepError, TrainingError
+
 __version__ = "0.1.0"
-__all__ = ["LRFinderResult", "Report", "Study", "load", "lr_find", "run"]
+_API = ["LRFinderResult", "Report", "Study", "load", "lr_find", "run"]
+__all__ = [*_API, "ConfigError", "DataError", "StudyError", "SweepError", "TrainingError"]
 
 
 def __getattr__(name: str):
-    if name in __all__:
+    if name in _API:
         import sweep.api
 
         return getattr(sweep.api, name)

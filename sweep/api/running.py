@@ -55,6 +55,8 @@ def run(config: str | Path | Mapping | Any = None, *, model: Callable[..., Any] 
     _check_count("n_trials", n_trials, MAX_TRIALS)
     _check_count("workers", workers, MAX_WORKERS)
     workers = workers or resolved.study.workers
+    if on_epoch is not None and workers > 1:
+        raise ConfigError("on_epoch: called only for trials trained in this process; use workers=1 with it")
     url = resolve_storage_url(resolved.study.name, storage or resolved.study.storage)
     prepare()
     from sweep.api.progress import StudyProgress, in_notebook, terminal_log_lines
@@ -73,9 +75,6 @@ def run(config: str | Path | Mapping | Any = None, *, model: Callable[..., Any] 
                 if workers == 1:
                     _in_process(study, url, resolved, deadline, bar, on_epoch)
                 else:
-                    if on_epoch is not None:
-                        raise ConfigError("on_epoch: called only for trials trained in this process; "
-                                          "use workers=1 with it")
                     _in_workers(study, url, resolved, workers, deadline, bar)
             finally:
                 if bar is not None:

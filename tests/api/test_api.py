@@ -158,6 +158,8 @@ def test_run_refuses_bad_counts_before_anything_runs(tmp_path, monkeypatch):
                              ({"workers": 2.5}, "workers: expected a whole number from 1")]:
         with pytest.raises(ConfigError, match=expected):
             sweep.run({"study": {"name": "bad"}}, **kwargs)
+    with pytest.raises(sweep.ConfigError, match="on_epoch: called only for trials trained in this process"):
+        sweep.run({"study": {"name": "bad"}}, workers=2, on_epoch=print)
     with pytest.raises(ConfigError, match="lr_find: unknown option 'steps'"):
         sweep.lr_find(None, np.zeros((40, 28, 28), "uint8"), np.arange(40) % 2, steps=10)
     assert not (tmp_path / "studies").exists()
