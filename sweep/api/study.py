@@ -7,6 +7,7 @@ reads the storage, so it sees what other workers and machines did). Its report i
 
 from __future__ import annotations
 
+import hashlib
 import html
 import math
 from pathlib import Path
@@ -53,6 +54,7 @@ class Study:
     def __init__(self, study: optuna.Study, storage_url: str) -> None:
         self.optuna = study
         self.storage_url = storage_url
+        self._written: tuple[Path, Report, str] | None = None  # the last report, and the state it shows
 
     @property
     def name(self) -> str:
@@ -127,11 +129,25 @@ class Study:
                              for r in results])
 
     def report(self, out: str | Path | None = None) -> Report:
-        """Write the report folder (default ``results/<name>/``, as ``sweep report``) and return it."""
+        """Write the report folder (default ``results/<name>/``, as ``sweep report``) and return it;
+        the one written last is returned as it is while the study has not changed since."""
         from sweep.report import write_report
 
-        return Report(write_report(self.optuna, Path(out) if out else RESULTS_DIR / self.name,
-                                   storage_url=self.storage_url))
+        folder = Path(out) if out else RESULTS_DIR / self.name
+        state = self._state()
+        if self._written and self._written[0] == folder and self._written[2] == state and self._written[1].path.is_file():
+            return self._written[1]
+        report = Report(write_report(self.optuna, folder, storage_url=self.storage_url))
+        self._written = (folder, report, state)
+        return report
+
+    def _state(self) -> str:
+        """What a report shows, in short: every trial's state and value, and the study's records."""
+        from sweep.storage.records import study_attrs
+
+        trials = [(t.number, t.state.name, t.value, t.datetime_complete and t.datetime_complete.isoformat())
+                  for t in self.optuna.get_trials(deepcopy=False)]
+        return hashlib.sha256(repr((trials, sorted(study_attrs(self.optuna).items(), key=str))).encode()).hexdigest()
 
     def __repr__(self) -> str:
         from sweep.storage.database import mask_url

@@ -22,7 +22,7 @@ from sweep.training.in_memory import register_arrays, register_builder
 from tests.conftest import ROOT
 
 ACCEPTANCE = textwrap.dedent("""
-    import html, json, sys
+    import html, json, os, sys
     import numpy as np
     import keras
     import sweep
@@ -65,6 +65,13 @@ ACCEPTANCE = textwrap.dedent("""
         except (ConfigError, StudyError) as exc:
             out[name] = [type(exc).__name__, str(exc)]
     out["after_refusals"] = sweep.load("api", storage=storage).n_finished
+    # Two loky processes train a builder defined in __main__ (only cloudpickle ships it) on these arrays.
+    workers = sweep.run({"study": {"name": "w", "n_trials": 2}, "train": {"epochs": 1}, "lr_finder": {"enabled": False}},
+                        model=build, data=(x, y), storage="sqlite:///w.db", workers=2, report=False)
+    out["workers_finished"] = workers.n_finished
+    out["worker_pids"] = sorted({t.user_attrs.get("worker", "").rsplit(":", 1)[-1] for t in workers.trials
+                                 if t.state.name == "COMPLETE"})
+    out["parent_pid"] = str(os.getpid())
     print("RESULT " + json.dumps(out))
 """)
 
@@ -90,6 +97,8 @@ def test_acceptance_in_a_fresh_process(tmp_path, monkeypatch, capsys):
     kind, message = out["other_arrays"]
     assert kind == "ConfigError" and "data (the arrays passed to sweep.run) gives other images" in message
     assert out["after_refusals"] == 4  # nothing ran, nothing changed
+    assert out["workers_finished"] == 2
+    assert out["worker_pids"] and out["parent_pid"] not in out["worker_pids"], "trained in the worker processes"
     # A wrong key is the CLI's one line, word for word after the source (a file's path, "config").
     kind, message = out["wrong_key"]
     (tmp_path / "wrong.yaml").write_text(yaml.safe_dump({"study": {"name": "api", "nme": 3}}))
@@ -175,39 +184,12 @@ def test_load_and_report_of_a_stored_study(tmp_path):
     assert study.best_value == pytest.approx(fake.best_value)
     report = study.report(tmp_path / "r")
     assert report.path == tmp_path / "r" / "index.html" and report.html.startswith("<!DOCTYPE html>")
+    written = report.path.stat().st_mtime_ns
+    assert study.report(tmp_path / "r") is report and report.path.stat().st_mtime_ns == written  # unchanged study
+    fake.set_user_attr("sweep:n_trials", 9)
+    assert study.report(tmp_path / "r") is not report  # changed: written again
     with pytest.raises(StudyError):
         sweep.load("missing", storage=f"sqlite:///{tmp_path / 'none.db'}")
-
-
-WORKERS = textwrap.dedent("""
-    import json, os
-    import numpy as np
-    import keras
-    import sweep
-
-    def build(input_shape, num_classes):  # defined in __main__: only cloudpickle can ship it
-        return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(num_classes, activation="softmax")])
-
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(240, 6)).astype("float32")
-    y = (x[:, 0] > 0).astype("int64")
-    study = sweep.run({"study": {"name": "w", "n_trials": 3}, "train": {"epochs": 1}, "lr_finder": {"enabled": False}},
-                      model=build, data=(x, y, x[:60], y[:60]), storage="sqlite:///w.db", workers=2, report=False)
-    pids = {t.user_attrs.get("worker", "").rsplit(":", 1)[-1] for t in study.trials if t.state.name == "COMPLETE"}
-    print("RESULT " + json.dumps({"finished": study.n_finished, "pids": sorted(pids), "parent": str(os.getpid())}))
-""")
-
-
-@pytest.mark.slow
-def test_workers_receive_the_in_memory_builder_and_arrays(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", WORKERS], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.splitlines()[-1].removeprefix("RESULT "))
-    assert out["finished"] == 3
-    # Trained in the loky processes (the parent trains none), which had the builder and arrays.
-    assert out["pids"] and out["parent"] not in out["pids"], out
 
 
 def test_the_bar_counts_finished_trials_of_the_budget_and_the_running_trials_epochs(capsys):
