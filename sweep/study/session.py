@@ -9,7 +9,6 @@ import warnings
 import optuna
 
 from sweep import attrs
-from sweep.search.checkpoints import remove_owned_checkpoints
 from sweep.storage.artifacts import open_artifact_store, remove_checkpoints
 from sweep.storage.database import checkpoints_dir
 from sweep.study.budget import budget
@@ -34,6 +33,10 @@ def finish(study: optuna.Study, config) -> bool:
     # Also a file whose worker was killed between writing and recording it (none knows its id).
     aside = {ref["artifact_id"] for t in trials for ref in t.user_attrs.get(attrs.SET_ASIDE, [])}
     uuid = study.user_attrs.get(attrs.STUDY_UUID)
+    # Imported here: it loads Keras (checkpoint archives), which `sweep resume BADNAME` and
+    # `sweep --help` must not pay for (tests/robustness/test_inputs.py).
+    from sweep.search.checkpoints import remove_owned_checkpoints
+
     remove_owned_checkpoints(study.study_name, config.study.checkpoint_store,
                              lambda owner, path: owner["study"] == uuid and path.name not in aside)
     for legacy in checkpoints_dir(study.study_name).glob("trial-*"):  # written by sweep before 2026-11-30
