@@ -14,6 +14,12 @@
 - ``kt-bayes``, ``kt-hyperband``: KerasTuner's ``BayesianOptimization`` and ``Hyperband``
   (max epochs = the protocol's epochs, factor 3) on the same space and loop.
 
+The optimizer arms (issue 21; ``search_quality.py --suite optimizers``): ``sweep-const``
+(Adam, constant LR only: no schedule search), ``sgd`` (the seed CNN with SGD, momentum 0.9,
+Nesterov: where a schedule should matter most), ``sgd-const`` (the same, constant LR
+only), and the child ``sf-adamw``: ``schedule_free_adamw`` trained once at the range
+test's suggested LR with no schedule at all (one trial: the range test, then 8 epochs).
+
 Every arm: the same arrays and split (``sweep.training.data.load_dataset`` with the seed),
 the same CNN (``sweep.training.model``), schedules (``sweep.training.schedules``), batch size
 and search space (sweep's default ranges). Children write one JSON line per finished trial:
@@ -42,7 +48,13 @@ SWEEP_ARMS = {"sweep": {}, "sweep-mean3": {"study": {"objective": "mean_last3"}}
               "sweep-wide": {"lr_finder": {"narrow": False}},
               "sweep-constseed": {"lr_finder": {"seed_schedule": "constant"}},
               "sweep-rt300": {"lr_finder": {"num_steps": 300}}}
-CHILD_ARMS = ("optuna-tpe", "optuna-hyperband", "kt-bayes", "kt-hyperband")
+SGD = {"optimizer": "sgd", "optimizer_args": {"momentum": 0.9, "nesterov": True}}
+SF_ADAMW = {"optimizer": "schedule_free_adamw"}
+SWEEP_ARMS |= {"sweep-const": {"search": {"schedules": ["constant"]}}, "sgd": {"train": SGD},
+               "sgd-const": {"train": SGD, "search": {"schedules": ["constant"]}}}
+CHILD_ARMS = ("optuna-tpe", "optuna-hyperband", "kt-bayes", "kt-hyperband", "sf-adamw")
+# The train section (optimizer) an arm's picks are retrained with; Adam when absent.
+ARM_TRAIN = {**{arm: sections.get("train", {}) for arm, sections in SWEEP_ARMS.items()}, "sf-adamw": SF_ADAMW}
 SEARCH_IMAGES = 2500  # the sample's first 2,500 images are searched on; the last 500 are the test split
 VALIDATION_FRACTION = 0.2
 BATCH = 64
@@ -66,7 +78,7 @@ def run_arm(arm: str, seed: int, trials: int, epochs: int, work: Path) -> dict:
             **sections,
             "study": {"name": f"sq-{arm}-{seed}", "n_trials": trials, "seed": seed, **sections.get("study", {})},
             "data": data_config().model_dump(mode="json"),
-            "train": {"epochs": epochs, "batch_size": BATCH}}))
+            "train": {**sections.get("train", {}), "epochs": epochs, "batch_size": BATCH}}))
         cmd = sweep_cmd("run", config, "--storage", f"sqlite:///{db}", "--no-report")
     else:
         out = work / f"{arm}-{seed}.jsonl"
@@ -153,6 +165,9 @@ def child(arm: str, seed: int, trials: int, epochs: int, out: Path) -> None:
                             epochs=epochs, verbose=0, callbacks=list(callbacks))
         return history.history["val_accuracy"]
 
+    if arm == "sf-adamw":
+        _schedule_free(seed, epochs, data, record, seed_trial)
+        return
     if arm.startswith("optuna"):
         import optuna
 
@@ -195,6 +210,22 @@ def child(arm: str, seed: int, trials: int, epochs: int, out: Path) -> None:
         study.optimize(objective, n_trials=trials)
         return
     _kerastuner(arm, seed, trials, epochs, data, space, steps, record, seed_trial)
+
+
+def _schedule_free(seed, epochs, data, record, seed_trial) -> None:
+    """Schedule-free AdamW at the range test's suggestion (sweep's range test, default rule),
+    constant LR, no warm-up: one run, no search."""
+    from sweep.config import config_from_dict
+    from sweep.search.lr_finder import run_range_test
+    from sweep.training.params import TrialParams
+    from sweep.training.trainer import train
+
+    config = config_from_dict({"train": {**SF_ADAMW, "epochs": epochs, "batch_size": BATCH}})
+    suggestion = run_range_test(config, data, seed=seed).suggestion
+    params = {"initial_lr": float(suggestion), "schedule": "constant", "warmup_fraction": 0.0}
+    seed_trial()
+    result = train(config, TrialParams(**params), data, seed=seed * 1_000_003 % 2**31)
+    record(None if result.diverged else result.value("val_accuracy"), params, len(result.history))
 
 
 def _kerastuner(arm, seed, trials, epochs, data, space, steps, record, seed_trial) -> None:

@@ -135,3 +135,88 @@ def table(payload: dict, trials: int, epochs: int) -> str:
                          f"{p['schedule']} {p['initial_lr']:.2g} wu {p['warmup_fraction']:.2f} | "
                          f"{pick['value']:.4f} | {_pct(r['final_test'])} | {r['machine']['loadavg_start'][0]} |")
     return "\n".join(lines)
+
+
+# --- issue 21's optimizer arms (search_quality.py --suite optimizers) -----------------------
+
+OPTIMIZER_PAIRS = (("sgd", "sgd-const", "schedule search with SGD"), ("sweep", "sweep-const", "schedule search with Adam"),
+                   ("sgd", "sweep", "SGD against Adam, both searched"),
+                   ("sf-adamw", "sweep", "schedule-free at the suggestion against Adam's searched schedule"),
+                   ("sf-adamw", "sweep-const", "schedule-free against Adam at a searched constant LR"),
+                   ("sf-adamw", "sgd", "schedule-free against SGD's searched schedule"))
+NEW_FAMILIES = ("one_cycle", "wsd", "cosine_restarts", "polynomial")
+
+
+def _top_schedules(run: dict, k: int = 3) -> list[str]:
+    done = sorted((t for t in run["trials"] if t["value"] is not None), key=lambda t: -t["value"])[:k]
+    return [t["params"].get("schedule", "?") for t in done]
+
+
+def optimizer_table(payload: dict, trials: int, epochs: int) -> str:
+    """The optimizer arms: final test scores, paired differences, and the winning schedule families."""
+    by_arm = _runs(payload, trials, epochs)
+    arms = [a for a in ("sweep", "sweep-const", "sgd", "sgd-const", "sf-adamw") if a in by_arm]
+    seeds = sorted({s for runs in by_arm.values() for s in runs})
+    lines = [
+        "## Optimizers and schedules (`benchmarks/search_quality.py --suite optimizers`)",
+        "",
+        f"The search-quality protocol (above) with issue 21's arms, {trials} trials x {epochs} epochs, fresh seeds. "
+        "`sweep`: Adam, every schedule family searched (sweep's defaults); `sweep-const`: Adam, constant LR only; "
+        "`sgd`: the seed CNN with SGD (momentum 0.9, Nesterov), every family; `sgd-const`: SGD, constant LR only; "
+        "`sf-adamw`: `schedule_free_adamw` trained once at the range test's suggested LR (steep rule, constant, no "
+        "warm-up, no search). Every pick is retrained with its arm's optimizer on train + validation and scored on "
+        "the 500 test images (one score's standard error is about 1.5 points).",
+        f"Seeds: {', '.join(map(str, seeds)) or 'none yet'}.",
+        "",
+        "| arm | seeds | final test % (mean) | min | wall s (median) | trials finished (median) | final picks' schedules |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for arm in arms:
+        runs = by_arm[arm]
+        finals = [r["final_test"] for r in runs.values()]
+        picked = [r["picks"][-1]["params"].get("schedule", "?") for r in runs.values()]
+        counts = ", ".join(f"{name} {picked.count(name)}" for name in sorted(set(picked), key=picked.index))
+        lines.append(f"| {arm} | {len(runs)} | {_pct(statistics.fmean(finals))} | {_pct(min(finals))} | "
+                     f"{statistics.median(r['wall_s'] for r in runs.values()):.0f} | "
+                     f"{statistics.median(len(r['trials']) for r in runs.values()):.0f} | {counts} |")
+    lines += ["", "Paired over the same seeds (points of test accuracy; mean [bootstrap 95 % interval]; wins, ties half).",
+              "", "| arm | against | question | seeds | final: diff | wins |", "|---|---|---|---:|---:|---:|"]
+    for arm, other, question in OPTIMIZER_PAIRS:
+        if arm in by_arm and other in by_arm:
+            common = sorted(set(by_arm[arm]) & set(by_arm[other]))
+            if common:
+                p = st.paired([by_arm[arm][s]["final_test"] for s in common],
+                              [by_arm[other][s]["final_test"] for s in common])
+                lines.append(f"| {arm} | {other} | {question} | {p['n']} | {_diff(p)} | {p['wins']:g}/{p['n']} |")
+    quad = ("sgd", "sgd-const", "sweep", "sweep-const")
+    if all(a in by_arm for a in quad):
+        common = sorted(set.intersection(*(set(by_arm[a]) for a in quad)))
+        if common:
+            gains = [(by_arm["sgd"][s]["final_test"] - by_arm["sgd-const"][s]["final_test"])
+                     - (by_arm["sweep"][s]["final_test"] - by_arm["sweep-const"][s]["final_test"]) for s in common]
+            p = st.paired(gains, [0.0] * len(gains))
+            lines += ["", f"Does a schedule matter more with SGD? (sgd - sgd-const) - (sweep - sweep-const) per seed: "
+                          f"{_diff(p)} points over {p['n']} seeds (positive on {p['wins']:g})."]
+    lines += ["", "Winning families: the schedules of each seed's top 3 trials by validation (new families: "
+              f"{', '.join(NEW_FAMILIES)}).", "", "| arm | top-3 schedules over seeds | new families among them |",
+              "|---|---|---:|"]
+    for arm in ("sweep", "sgd"):
+        if arm in by_arm:
+            tops = [name for r in by_arm[arm].values() for name in _top_schedules(r)]
+            counts = ", ".join(f"{name} {tops.count(name)}" for name in sorted(set(tops), key=lambda n: -tops.count(n)))
+            new = sum(name in NEW_FAMILIES for name in tops)
+            lines.append(f"| {arm} | {counts} | {new}/{len(tops)} |")
+    lines += ["", "| seed | arm | wall s | trials (pruned) | final pick | its value | test % | load |",
+              "|---:|---|---:|---:|---|---:|---:|---:|"]
+    for seed in seeds:
+        for arm in arms:
+            r = by_arm[arm].get(seed)
+            if r is None:
+                continue
+            pick = r["picks"][-1]
+            p = pick["params"]
+            pruned = sum(t["value"] is None for t in r["trials"])
+            lines.append(f"| {seed} | {arm} | {r['wall_s']:.0f} | {len(r['trials'])} ({pruned}) | "
+                         f"{p['schedule']} {p['initial_lr']:.2g} wu {p.get('warmup_fraction', 0):.2f} | "
+                         f"{pick['value']:.4f} | {_pct(r['final_test'])} | {r['machine']['loadavg_start'][0]} |")
+    return "\n".join(lines)

@@ -131,7 +131,7 @@ def components(work: Path, epochs: int, reps: int = 10) -> dict:
     storage = make_storage(f"sqlite:///{work / 'components.db'}", create=True, heartbeat=True,
                            heartbeat_stale_trial_callback=None)
     study = optuna.create_study(study_name="components", storage=storage, direction="maximize")
-    history = [EpochLog(e, 0.5, 0.5, 0.8, 1e-3, 1.0) for e in range(1, epochs + 1)]
+    history = [EpochLog(e, 0.5, 0.5, 1e-3, 1.0, {"val_accuracy": 0.8}) for e in range(1, epochs + 1)]
 
     def one_trial() -> None:
         trial = study.ask()

@@ -15,6 +15,13 @@ at an equal wall time, and the time to reach the peers' median final test score.
     python benchmarks/search_quality.py                       # the full table: 5 arms x 8 seeds
     python benchmarks/search_quality.py --arms sweep,optuna-tpe --seeds 100,101 --trials 16 --epochs 8
     python benchmarks/search_quality.py --quick               # 2 trials x 1 epoch, one seed; results untouched
+    python benchmarks/search_quality.py --suite optimizers --seeds 300,301   # issue 21's optimizer arms
+
+``--suite optimizers`` runs the optimizer arms (``sweep``, ``sweep-const``, ``sgd``,
+``sgd-const``, ``sf-adamw``: ``_search_arms.py``) into search_quality_optimizers.json and
+its own README section (``_search_table.optimizer_table``): does searching a schedule gain
+more with SGD than with Adam, does schedule-free AdamW at the range test's LR match a
+searched schedule, and which schedule families win.
 
 Results are appended to benchmarks/results/search_quality.json after every arm (a stopped
 run loses nothing; a rerun skips what is stored) and the README section is redrawn from it.
@@ -36,11 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _search_stats as st  # noqa: E402
 from _harness import SAMPLE, loadavg, machine  # noqa: E402
 from _readme import RESULTS, update_section  # noqa: E402
-from _search_arms import CHILD_ARMS, SEARCH_IMAGES, SWEEP_ARMS, data_config, run_arm  # noqa: E402
-from _search_table import table  # noqa: E402
+from _search_arms import ARM_TRAIN, CHILD_ARMS, SEARCH_IMAGES, SWEEP_ARMS, data_config, run_arm  # noqa: E402
+from _search_table import optimizer_table, table  # noqa: E402
 
 NAME = "search_quality"
 DEFAULT_ARMS = ("sweep", "optuna-tpe", "optuna-hyperband", "kt-bayes", "kt-hyperband")
+OPTIMIZER_SUITE = ("sweep", "sweep-const", "sgd", "sgd-const", "sf-adamw")
 DEFAULT_SEEDS = tuple(range(100, 108))
 TRIALS, EPOCHS = 16, 8
 RETRAIN_SEED = 0
@@ -66,17 +74,22 @@ class Retrainer:
         self.search = search
         self.final = Dataset(np.concatenate([search.x_train, search.x_val]), np.concatenate([search.y_train, search.y_val]),
                              x_test, labels)
+        self.epochs = epochs
         self.config = config_from_dict({"train": {"epochs": epochs, "batch_size": 64}})
         self.models = ModelCache()
         self.cache: dict[str, float] = {}
 
-    def test_score(self, params: dict) -> float:
+    def test_score(self, params: dict, train_section: dict | None = None) -> float:
+        """``params`` retrained with ``train_section``'s optimizer (default Adam) and scored on test."""
+        from sweep.config import config_from_dict
         from sweep.training.params import TrialParams
         from sweep.training.trainer import train
 
-        key = st.params_key(params)
+        key = json.dumps(train_section or {}, sort_keys=True) + st.params_key(params)
+        config = self.config if not train_section else config_from_dict(
+            {"train": {**train_section, "epochs": self.epochs, "batch_size": 64}})
         if key not in self.cache:
-            result = train(self.config, TrialParams(**params), self.final, seed=RETRAIN_SEED, models=self.models)
+            result = train(config, TrialParams(**params), self.final, seed=RETRAIN_SEED, models=self.models)
             # The final model's score: the last epoch on the test split, which chose nothing.
             self.cache[key] = float(result.history[-1].val_accuracy) if not result.diverged else 0.0
         return self.cache[key]
@@ -92,7 +105,8 @@ class Retrainer:
 
 def evaluate(run: dict, retrainer: Retrainer) -> dict:
     picks = st.pick_changes(run["trials"])
-    curve = [(p["end_s"], retrainer.test_score(p["params"])) for p in picks]
+    train_section = ARM_TRAIN.get(run["arm"])
+    curve = [(p["end_s"], retrainer.test_score(p["params"], train_section)) for p in picks]
     return {**run, "picks": [{"end_s": p["end_s"], "value": p["value"], "params": p["params"], "test": s}
                              for p, (_, s) in zip(picks, curve)],
             "curve": curve, "final_test": curve[-1][1] if curve else None}
@@ -125,7 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-k", action="store_true", help="also score the derived arm <sweep arm>-top3")
     parser.add_argument("--quick", action="store_true", help="seed 100, 2 trials x 1 epoch; results untouched")
     parser.add_argument("--table-only", action="store_true", help="redraw the README section from the JSON")
+    parser.add_argument("--suite", choices=("default", "optimizers"), default="default",
+                        help="optimizers: issue 21's arms, into their own JSON and README section")
+    parser.add_argument("--deadline", type=float, default=None, help="unix time: start no seed after it")
     args = parser.parse_args(argv)
+    if args.suite == "optimizers" and args.arms == ",".join(DEFAULT_ARMS):
+        args.arms = ",".join(OPTIMIZER_SUITE)
+    name, draw = (NAME, table) if args.suite == "default" else (f"{NAME}_optimizers", optimizer_table)
     arms = [a for a in args.arms.split(",") if a]
     unknown = [a for a in arms if a not in SWEEP_ARMS and a not in CHILD_ARMS]
     if unknown:
@@ -135,15 +155,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("seeds below 100 chose the defaults; the protocol uses fresh seeds, 100 and up")
     trials, epochs = (2, 1) if args.quick else (args.trials, args.epochs)
     seeds = seeds[:1] if args.quick else seeds
-    path = (Path(tempfile.mkdtemp(prefix="sq-")) if args.quick else RESULTS) / f"{NAME}.json"
+    path = (Path(tempfile.mkdtemp(prefix="sq-")) if args.quick else RESULTS) / f"{name}.json"
     payload = json.loads(path.read_text()) if path.exists() else {"runs": []}
     if not args.table_only:
         with tempfile.TemporaryDirectory(prefix="sq-") as tmp:
             for seed in seeds:
+                if args.deadline is not None and time.time() > args.deadline:
+                    print(f"deadline passed: seed {seed} and later not started", flush=True)
+                    break
                 run_seed(payload, path, arms, seed, trials, epochs, args.top_k, Path(tmp))
     if not args.quick:
-        update_section(NAME, table(payload, trials, epochs))
-    print(table(payload, trials, epochs) if args.quick else f"wrote {path} and the README section")
+        update_section(name, draw(payload, trials, epochs))
+    print(draw(payload, trials, epochs) if args.quick else f"wrote {path} and the README section")
     return 0
 
 

@@ -20,8 +20,13 @@ all in user attrs, and readers take both)
   ``lr_finder.json`` (``sweep.storage.artifacts``). Studies made before that change hold
   the whole result here (``lrs`` and ``losses`` keys). Absent when ``lr_finder.enabled``
   is false.
+- ``LR_FINDERS``: a study searching several optimizers (``search.optimizers``) runs one range
+  test per optimizer: ``{optimizer: summary}``, each summary as ``LR_FINDER``'s (curve in the
+  artifact ``lr_finder_<optimizer>.json``); ``LR_FINDER`` holds the first optimizer's.
 - ``PRIOR``: how the prior was applied: ``{"suggestion", "config_range": [lo, hi],
-  "narrowed_range": [lo, hi], "seeded": [lr, ...], "sigma_decades"}``.
+  "narrowed_range": [lo, hi], "seeded": [lr, ...], "sigma_decades"}``; with several searched
+  optimizers also ``"optimizers": {optimizer: {"suggestion", "upper", "narrowed_range", "seeded", ...}}``
+  (``narrowed_range`` is then the union, ``initial_lr``'s range).
 - ``VERSIONS``: package versions at creation (python, sweep, keras, optuna, ...).
 - ``N_TRIALS`` (shown): the study-wide budget of finished (complete + pruned) trials.
 - ``NUM_TRAIN`` (shown): training images per epoch (with batch size and epochs this gives T).
@@ -39,14 +44,16 @@ all in user attrs, and readers take both)
   study): Optuna's study id and name repeat across storages and re-creations; every
   checkpoint names the study it belongs to by this id.
 - ``EVALUATION_PREFIX + str(n)``: trial n's retrainings by ``sweep evaluate``:
-  ``{"trial": n, "mean": a, "sd": s, "runs": [[seed, test_accuracy, test_loss, seconds], ...]}``
+  ``{"trial": n, "mean": a, "sd": s, "runs": [[seed, test_score, test_loss, seconds], ...]}`` (the
+  score is ``study.metric``'s on the test split: accuracy, MAE, ...)
   (compact: one attr per trial stays under 1,024 characters up to 20 runs, so that a
   study whose evaluations were stored as user attrs by an older version still shows whole).
 - ``EVALUATIONS``: the older single-run form, ``[{"trial": n, "params": {...},
   "test_accuracy": a, "test_loss": l, "seconds": s}, ...]``; reports still read it.
 
 Trial user attrs
-- ``HISTORY``: ``[{"epoch", "loss", "val_loss", "val_accuracy", "lr", "seconds"}, ...]``.
+- ``HISTORY``: ``[{"epoch", "loss", "val_loss", "val_<metric>"..., "lr", "seconds"}, ...]``: one
+  ``val_<m>`` per compiled metric (``val_accuracy`` by default).
 - ``EPOCHS_RUN``: epochs trained (after resumes: the total, not this process's share).
 - ``SECONDS``: wall seconds of training, summed over resumes.
 - ``SEED``: the trial's seed (from the study seed and the trial number).
@@ -74,6 +81,7 @@ CONFIG_EXTRA = "sweep:config:search"
 _EXTRA_SECTIONS = ("search", "lr_finder")
 SEARCH_SPACE = "sweep:search_space"
 LR_FINDER = "sweep:lr_finder"
+LR_FINDERS = "sweep:lr_finders"
 PRIOR = "sweep:prior"
 VERSIONS = "sweep:versions"
 N_TRIALS = "sweep:n_trials"

@@ -112,11 +112,11 @@ class Study:
     def evaluate(self, top: int = 1, repeats: int = 1, *, workers: int | None = None) -> Any:
         """Retrain the ``top`` best trials ``repeats`` times on training + validation data and
         score them on the test split (``sweep evaluate``); stored in the study, and returned
-        as a DataFrame: one row per trial, its validation value and test accuracy."""
+        as a DataFrame: one row per trial, its validation value and test score (``test_<metric>``)."""
         import pandas as pd
 
         from sweep.logs import import_keras_quietly, quiet_tensorflow
-        from sweep.study.evaluate import evaluate_study
+        from sweep.study.evaluate import evaluate_study, study_config, test_metric
 
         if top < 1:
             raise StudyError(f"top must be at least 1, got {top}")
@@ -124,7 +124,8 @@ class Study:
         import_keras_quietly()
         results = evaluate_study(self.optuna, top, repeats, workers=workers)
         values = {t.number: t.value for t in self.optuna.get_trials(deepcopy=False)}
-        return pd.DataFrame([{"trial": r.trial, "validation": values.get(r.trial), "test_accuracy": r.mean,
+        score = f"test_{test_metric(study_config(self.optuna))}"  # test_accuracy, test_mae, ...
+        return pd.DataFrame([{"trial": r.trial, "validation": values.get(r.trial), score: r.mean,
                               "test_sd": r.sd if len(r.runs) > 1 else math.nan, "runs": len(r.runs), **r.params}
                              for r in results])
 

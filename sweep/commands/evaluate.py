@@ -49,8 +49,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"retraining the top {len(trials)} trial(s) of {name} {args.repeats} time(s) each for "
           f"{config.train.epochs} epochs on training + validation images, then scoring on the test split", flush=True)
 
+    from sweep.config import metric_label
+
+    label = metric_label(config.study.metric, "test")
+
     def show(number: int, run) -> None:
-        print(f"trial #{number} seed {run.seed}: test accuracy {run.test_accuracy:.4f} ({run.seconds:.1f}s)", flush=True)
+        print(f"trial #{number} seed {run.seed}: {label} {run.test_score:.4f} ({run.seconds:.1f}s)", flush=True)
 
     with storage_faults(resolve_storage_url(name, url)):  # results are stored in the study
         results = evaluate_study(study, args.top, args.repeats, workers=args.workers, on_run=show,
@@ -58,9 +62,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     validation = {t.number: t.value for t in trials}
     for result in results:
         spread = f" ± {result.sd:.4f} (sd)" if len(result.runs) > 1 else ""
-        print(f"trial #{result.trial}: test accuracy {result.mean:.4f}{spread} over {len(result.runs)} run(s); "
+        print(f"trial #{result.trial}: {label} {result.mean:.4f}{spread} over {len(result.runs)} run(s); "
               f"validation {validation[result.trial]:.4f}")
-    best = max(results, key=lambda r: r.mean)
+    best = (max if config.study.direction == "maximize" else min)(results, key=lambda r: r.mean)
     print(f"stored in the study; 'sweep report {name}' shows them")
-    print(f"best mean test accuracy {best.mean:.4f} (trial #{best.trial})")
+    print(f"best mean {label} {best.mean:.4f} (trial #{best.trial})")
     return EXIT_OK

@@ -25,6 +25,9 @@ def _lr_find(args: argparse.Namespace) -> int:
     config = load_run_config(args)
     seed = config.study.seed if args.seed is None else args.seed
     import_keras_quietly()  # a data.loader module may import Keras
+    from sweep.training.model import check_compile
+
+    check_compile(config)
     data = load_dataset(config.data, config.study.seed, config.study.code_dir)
     finder = config.lr_finder
     print(

@@ -45,6 +45,9 @@ def _train(args: argparse.Namespace) -> int:
     from sweep.training.data import load_dataset
 
     import_keras_quietly()  # a data.loader or model.builder module may import Keras
+    from sweep.training.model import check_compile
+
+    check_compile(config)  # a misspelt optimizer argument, loss or metric: one line, before the data loads
     data = load_dataset(config.data, config.study.seed, config.study.code_dir)
     print(f"training {params.to_dict()} on {data.num_train} images, validating on {len(data.y_val)}", flush=True)
 
@@ -53,20 +56,20 @@ def _train(args: argparse.Namespace) -> int:
 
     epochs = config.train.epochs
 
+    metric = config.study.metric
+
     def show(entry) -> None:
-        print(
-            f"epoch {entry.epoch:>3}/{epochs}  loss {entry.loss:.4f}  val_loss {entry.val_loss:.4f}  "
-            f"val_accuracy {entry.val_accuracy:.4f}  lr {entry.lr:.3g}  ({entry.seconds:.1f}s)",
-            flush=True,
-        )
+        scores = "".join(f"  {name} {value:.4f}" for name, value in entry.val_metrics.items())
+        print(f"epoch {entry.epoch:>3}/{epochs}  loss {entry.loss:.4f}  val_loss {entry.val_loss:.4f}{scores}  "
+              f"lr {entry.lr:.3g}  ({entry.seconds:.1f}s)", flush=True)
 
     result = train(config, params, data, seed=seed, on_epoch=show)
-    best = result.value("val_accuracy", "best")
+    best = result.value(metric, "best", config.study.direction)
     if result.diverged:
         print(f"training diverged at epoch {len(result.history)} (non-finite loss); try a lower initial_lr",
               file=sys.stderr)
-    best_epoch = next((e.epoch for e in result.history if e.val_accuracy == best), None)
-    print(f"best val_accuracy {best:.4f} (epoch {best_epoch}) in {result.seconds:.1f}s; "
+    best_epoch = next((e.epoch for e in result.history if e.value(metric) == best), None)
+    print(f"best {metric} {best:.4f} (epoch {best_epoch}) in {result.seconds:.1f}s; "
           f"model {model_name(config)} with {result.model_parameters:,} parameters")
     return EXIT_RUNTIME if result.diverged else EXIT_OK
 

@@ -8,12 +8,12 @@ pyyaml and ``sweep.errors``; every layer above may import it.
 """
 
 from sweep.config.files import apply_overrides, config_from_dict, load_config, parse_yaml
-from sweep.config.schema import (DECAY_SCHEDULES, ENTRY_POINT_PATTERN, MAX_INITIAL_LR, MAX_TRIALS, MAX_WORKERS,
+from sweep.config.schema import (DECAY_SCHEDULES, MOMENTUM_OPTIMIZERS, OPTIMIZERS, OptimizerName, default_direction, metric_label, ENTRY_POINT_PATTERN, MAX_INITIAL_LR, MAX_TRIALS, MAX_WORKERS,
                                  OBJECTIVES, PARAMS_KEY, SCHEDULES, STUDY_NAME_PATTERN, Config, DataConfig, FloatRange,
                                  IntRange, LRFinderConfig, ModelConfig, PositiveFloatRange, ScheduleName, SearchConfig,
                                  StudyConfig, TrainConfig, validate_study_name)
 
-__all__ = ["DECAY_SCHEDULES", "ENTRY_POINT_PATTERN", "MAX_INITIAL_LR", "MAX_TRIALS", "MAX_WORKERS", "OBJECTIVES",
+__all__ = ["DECAY_SCHEDULES", "MOMENTUM_OPTIMIZERS", "OPTIMIZERS", "OptimizerName", "default_direction", "metric_label", "ENTRY_POINT_PATTERN", "MAX_INITIAL_LR", "MAX_TRIALS", "MAX_WORKERS", "OBJECTIVES",
            "PARAMS_KEY", "SCHEDULES", "STUDY_NAME_PATTERN", "Config", "DataConfig", "FloatRange", "IntRange",
            "LRFinderConfig", "ModelConfig", "PositiveFloatRange", "ScheduleName", "SearchConfig", "StudyConfig",
            "TrainConfig", "apply_overrides", "config_from_dict", "load_config", "parse_yaml", "validate_study_name"]

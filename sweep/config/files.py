@@ -153,7 +153,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 def _with_code_dir(config: Config, config_folder: Path) -> Config:
     """Record where entry-point modules live: the config file's folder, or ``study.code_dir``
     made absolute against it. Only configs that name code carry it."""
-    if not (config.model.builder or config.data.loader):
+    if not (config.model.builder or config.data.loader or ":" in (config.model.loss or "")):
         return config
     folder = config_folder / config.study.code_dir if config.study.code_dir else config_folder
     study = config.study.model_copy(update={"code_dir": str(folder.resolve())})
@@ -170,9 +170,11 @@ def _describe(exc: ValidationError, raw: Any) -> str:
         return f"{loc}: unknown key; expected one of: {', '.join(expected)}"
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
+    if not loc:  # a check across sections: its message names the fields
+        return message
     received = _lookup(raw, error["loc"])
     got = "" if received is _MISSING or repr(received) in message else f" (got {received!r})"
-    return f"{loc or 'config'}: {message}{got}"
+    return f"{loc}: {message}{got}"
 
 
 _MISSING = object()

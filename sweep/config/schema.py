@@ -26,6 +26,34 @@ ENTRY_POINT_PATTERN = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*"
 
 ScheduleName = Literal["constant", "exponential", "step", "cosine", "linear"]
 
+# train.optimizer and search.optimizers: Keras optimizers by these names (sweep.training.optimizers).
+OPTIMIZERS = ("adam", "adamw", "sgd", "nadam", "rmsprop", "lion", "schedule_free_adamw")
+OptimizerName = Literal["adam", "adamw", "sgd", "nadam", "rmsprop", "lion", "schedule_free_adamw"]
+# The optimizers with a momentum coefficient (search.momentum applies to them alone); every
+# Keras optimizer takes weight_decay (applied decoupled, as AdamW's), so search.weight_decay applies to all.
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+OPTIMIZER_ARGS_MAX = 16
+# study.metric names that are minimised unless study.direction says otherwise (a loss, an error).
+_MINIMIZED_METRIC = re.compile(r"loss|error|mae|mse|mape|msle|rmse|hinge|crossentropy|divergence|poisson|cosh",
+                               re.IGNORECASE)
+METRIC_PATTERN = re.compile(r"val_[A-Za-z_][A-Za-z0-9_]{0,63}", re.ASCII)
+
+
+_ACRONYMS = {"mae", "mse", "rmse", "mape", "msle", "auc", "ce"}
+
+
+def metric_label(metric: str, split: str = "") -> str:
+    """How a metric is named to people: ``val_mae`` -> "MAE", ``val_accuracy`` -> "accuracy",
+    with ``split`` ("test", "validation") in front when given."""
+    name = metric.removeprefix("val_")
+    name = name.upper() if name in _ACRONYMS else name.replace("_", " ")
+    return f"{split} {name}" if split else name
+
+
+def default_direction(metric: str) -> str:
+    """``minimize`` for a loss- or error-like metric name (val_loss, val_mae, val_mse, ...), else ``maximize``."""
+    return "minimize" if _MINIMIZED_METRIC.search(metric) else "maximize"
+
 
 def validate_study_name(name: object) -> str:
     """Return ``name`` if it is a safe study name, else raise ValueError.
@@ -73,7 +101,11 @@ class StudyConfig(_Section):
     storage: str | None = Field(default=None, min_length=1)  # "" is a mistake, not "the default"
     n_trials: int = Field(default=40, ge=1, le=MAX_TRIALS)
     timeout_s: float | None = Field(default=None, gt=0)
-    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    # val_loss or val_<m> for a metric m of model.metrics (what Keras logs as it validates).
+    metric: str = "val_accuracy"
+    # maximize | minimize; null when read: set from the metric's name (default_direction), and
+    # stored stated in the study's config.
+    direction: Literal["maximize", "minimize"] = None  # type: ignore[assignment]
     # best epoch | last epoch | mean of the last 3 epochs (sweep.training.trainer.TrainResult.value)
     objective: Literal["best", "last", "mean_last3"] = "best"
     seed: int = Field(default=0, ge=0, lt=2**31)
@@ -94,16 +126,28 @@ class StudyConfig(_Section):
     def _safe_name(cls, value: str) -> str:
         return validate_study_name(value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _state_direction(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and raw.get("direction") is None:
+            metric = raw.get("metric", "val_accuracy")
+            if isinstance(metric, str):
+                raw = {**raw, "direction": default_direction(metric)}
+        return raw
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_name(cls, value: str) -> str:
+        if not METRIC_PATTERN.fullmatch(value):
+            raise ValueError(f"metric must be val_loss or val_<metric> for a metric of model.metrics, got {value!r}")
+        return value
+
     @field_validator("checkpoint_store")
     @classmethod
     def _store_location(cls, value: str | None) -> str | None:
         if value is not None and "://" in value and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/.*)?", value):
             raise ValueError(f"expected a folder path or s3://bucket/prefix, got {value!r}")
         return value
-
-    @property
-    def direction(self) -> str:
-        return "maximize" if self.metric == "val_accuracy" else "minimize"
 
 
 def _entry_point(value: str | None, field: str) -> str | None:
@@ -141,10 +185,17 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    # "module:function" called as function(input_shape, num_classes) -> an uncompiled keras.Model;
+    # "module:function" called as function(input_shape, num_outputs) -> an uncompiled keras.Model
+    # (num_outputs: the number of classes, or of real-valued targets for a regressor);
     # None is the built-in CNN below (filters, dense_units, dropout apply to it alone).
     builder: str | None = None
     from_logits: bool = False  # the builder's model outputs logits, not probabilities
+    # A Keras loss name (mse, huber, binary_crossentropy, ...) or "module:function"(y_true, y_pred);
+    # null: cross-entropy for class labels (sparse for integers, categorical for one-hot rows),
+    # mean squared error for real-valued targets.
+    loss: str | None = Field(default=None, min_length=1, max_length=200)
+    # Keras metric names, compiled and logged on the validation split as val_<name>.
+    metrics: list[str] = Field(default=["accuracy"], max_length=8)
     filters: list[int] = Field(default=[32], min_length=1, max_length=4)
     dense_units: int = Field(default=128, ge=1, le=8192)
     dropout: float = Field(default=0.1, ge=0, lt=1)
@@ -153,6 +204,25 @@ class ModelConfig(_Section):
     @classmethod
     def _builder_entry_point(cls, value: str | None) -> str | None:
         return _entry_point(value, "model.builder")
+
+    @field_validator("loss")
+    @classmethod
+    def _loss_name(cls, value: str | None) -> str | None:
+        if value is not None and ":" in value:
+            return _entry_point(value, "model.loss")
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"loss must be a Keras loss name (e.g. mse) or 'module:function', got {value!r}")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,59}", name):
+                raise ValueError(f"metrics must be Keras metric names (e.g. accuracy, mae, auc), got {name!r}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"metrics must not repeat, got {value}")
+        return value
 
     @field_validator("filters")
     @classmethod
@@ -165,7 +235,10 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     epochs: int = Field(default=10, ge=1, le=10_000)
     batch_size: int = Field(default=64, ge=1, le=65_536)
-    optimizer: Literal["adam"] = "adam"
+    optimizer: OptimizerName = "adam"
+    # Passed to the Keras optimizer (momentum, nesterov, weight_decay, beta_1, ...); the keys are
+    # checked against its signature before anything runs (sweep.training.optimizers).
+    optimizer_args: dict[str, float | int | bool] = Field(default_factory=dict, max_length=OPTIMIZER_ARGS_MAX)
     # Batches per compiled call. The same updates, fewer Python round trips: it pays where
     # per-step overhead dominates (a GPU, small batches); 1 keeps per-batch callbacks exact.
     steps_per_execution: int = Field(default=1, ge=1, le=1000)
@@ -177,6 +250,26 @@ class SearchConfig(_Section):
     decay_rate: FloatRange = FloatRange(low=0.5, high=0.99)
     decay_steps: IntRange = IntRange(low=50, high=5000)
     warmup_fraction: FloatRange = FloatRange(low=0.0, high=0.3)
+    # Searched optimizers (trial parameter "optimizer"); null: train.optimizer alone, not searched.
+    optimizers: list[OptimizerName] | None = Field(default=None, min_length=1)
+    # Searched momentum (trial parameter "momentum", for MOMENTUM_OPTIMIZERS only); null: not searched.
+    momentum: FloatRange | None = None
+    # Searched weight decay, log scale (trial parameter "weight_decay"); null: not searched.
+    weight_decay: PositiveFloatRange | None = None
+
+    @field_validator("optimizers")
+    @classmethod
+    def _unique_optimizers(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"optimizers must not repeat, got {value}")
+        return value
+
+    @field_validator("momentum")
+    @classmethod
+    def _momentum_in_unit_interval(cls, value: FloatRange | None) -> FloatRange | None:
+        if value is not None and not (0 <= value.low and value.high <= 1):
+            raise ValueError(f"momentum must lie in [0, 1], got [{value.low}, {value.high}]")
+        return value
 
     @field_validator("schedules")
     @classmethod
@@ -240,6 +333,23 @@ class Config(_Section):
     train: TrainConfig = TrainConfig()
     search: SearchConfig = SearchConfig()
     lr_finder: LRFinderConfig = LRFinderConfig()
+
+    @model_validator(mode="after")
+    def _metric_compiled(self) -> Config:
+        metric = self.study.metric
+        if metric != "val_loss" and metric.removeprefix("val_") not in self.model.metrics:
+            names = ", ".join(["val_loss", *(f"val_{m}" for m in self.model.metrics)])
+            raise ValueError(f"study.metric {metric!r} is not logged: expected one of {names} "
+                             f"(model.metrics compiles {self.model.metrics or 'none'})")
+        searched = self.search.optimizers or [self.train.optimizer]
+        if self.search.momentum is not None and not set(searched) & set(MOMENTUM_OPTIMIZERS):
+            raise ValueError(f"search.momentum applies to {' and '.join(MOMENTUM_OPTIMIZERS)}; the study trains "
+                             f"{', '.join(searched)}")
+        return self
+
+    def optimizers(self) -> list[str]:
+        """The optimizers trials train with: the searched ones, or train.optimizer."""
+        return list(self.search.optimizers or [self.train.optimizer])
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON- and YAML-serialisable dict that ``config_from_dict`` reads back."""

@@ -50,6 +50,7 @@ class LRFinderResult:
     diverged_at: float | None = None  # the LR at which the smoothed loss diverged
     batch_size: int = 0
     seed: int = 0
+    optimizer: str = ""  # the optimizer the test trained with (a study searching several runs one each)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict: non-finite losses become ``None``."""
@@ -110,26 +111,31 @@ class DivergenceWatch:
 # --- the range test ------------------------------------------------------------------------
 
 
-def run_range_test(config: Config, data: Dataset, *, seed: int) -> LRFinderResult:
+def run_range_test(config: Config, data: Dataset, *, seed: int, optimizer: str | None = None) -> LRFinderResult:
     """Run the range test on a fresh copy of the config's model; returns the curve and suggestion.
 
     Uses ``config.lr_finder`` (start/end LR, steps, smoothing, divergence factor, method),
-    ``config.model``, ``config.train.batch_size`` and ``config.train.optimizer``. The
-    model is thrown away afterwards; only ``seed`` makes two runs differ.
+    ``config.model``, ``config.train.batch_size`` and ``optimizer`` (default
+    ``train.optimizer``) with ``train.optimizer_args``. The model is thrown away
+    afterwards; only ``seed`` makes two runs differ.
     """
     import keras
 
     from sweep.training.model import compile_model, make_model
+    from sweep.training.optimizers import make_optimizer
+    from sweep.training.params import TrialParams
 
     finder = config.lr_finder
     batch_size = config.train.batch_size
     lrs = exponential_lrs(finder.start_lr, finder.end_lr, finder.num_steps)
     keras.utils.set_random_seed(seed)
     started = time.perf_counter()
-    model = compile_model(make_model(config, data.input_shape, data.num_classes), float(lrs[0]),
-                          config.train.optimizer, from_logits=config.model.from_logits)
+    optimizer = optimizer or config.train.optimizer
+    params = TrialParams(initial_lr=float(lrs[0]), optimizer=optimizer)
+    model = compile_model(make_model(config, data.input_shape, data.num_classes, data.labels),
+                          make_optimizer(config, params, float(lrs[0]), finder.num_steps), config, data.labels)
     log.info(
-        "LR range test: %d steps of batch %d, LR %.1e to %.1e", finder.num_steps, batch_size,
+        "LR range test (%s): %d steps of batch %d, LR %.1e to %.1e", optimizer, finder.num_steps, batch_size,
         finder.start_lr, finder.end_lr,
     )
 
@@ -157,7 +163,7 @@ def run_range_test(config: Config, data: Dataset, *, seed: int) -> LRFinderResul
         end_lr=finder.end_lr, diverged_at=diverged_at,
     )
     result.seconds = time.perf_counter() - started
-    result.batch_size, result.seed = batch_size, seed
+    result.batch_size, result.seed, result.optimizer = batch_size, seed, optimizer
     log.info(
         "LR range test: %s suggests %.2e (bounds %.2e to %.2e) in %.1fs",
         result.method, result.suggestion, result.lower, result.upper, result.seconds,

@@ -103,22 +103,21 @@ class Objective:
         checkpoints = self.checkpoints = TrialCheckpoints(self.store, trial, identity, self.labels)
         resume = checkpoints.load() if root != trial.number else None
         history: list[EpochLog] = list(resume.history) if resume else []
-        if root != trial.number:  # set on every retry: one inherits its predecessor's
-            trial.set_user_attr(attrs.RESUMED_FROM_EPOCH, len(history))
         if resume is not None:
+            trial.set_user_attr(attrs.RESUMED_FROM_EPOCH, len(history))
             log.info("trial %d continues trial %d from epoch %d", trial.number, root, len(history))
 
         # No checkpoint is removed here, whatever happens: the worker removes them once the
         # trial's final state is stored (``finish``); until then they are its only progress.
         result = train(config, params, self.data, seed=seed, resume=resume, models=self.models,
                        on_epoch=self._epoch_hook(trial.number, history),
-                       callbacks=[_EpochEnd(trial, study.metric, history, checkpoints, self.data.num_classes)])
+                       callbacks=[_EpochEnd(trial, study.metric, history, checkpoints, self.data.chance_classes)])
         _record_history(trial, history)
         trial.set_user_attr(attrs.MODEL_PARAMETERS, result.model_parameters)
         if result.diverged:
             trial.set_user_attr(attrs.PRUNE_REASON, "diverged")
             raise optuna.TrialPruned(f"diverged at epoch {len(history)} (loss {history[-1].loss:.3g})")
-        return result.value(study.metric, study.objective)
+        return result.value(study.metric, study.objective, study.direction)
 
     def finish(self) -> None:
         """The trial's final state is stored: nothing will continue it, so its checkpoints go."""
@@ -143,7 +142,7 @@ class _EpochEnd(keras.callbacks.Callback):
     epochs its retry can continue from."""
 
     def __init__(self, trial: optuna.Trial, metric: str, history: list[EpochLog], checkpoints: TrialCheckpoints,
-                 num_classes: int):
+                 num_classes: int | None):
         super().__init__()
         self._num_classes = num_classes
         self._trial = trial
@@ -159,7 +158,7 @@ class _EpochEnd(keras.callbacks.Callback):
             if not diverged and entry.epoch < self.params["epochs"]:
                 self._checkpoints.save(self.model, self._history)
             _record_history(self._trial, self._history)
-            value = getattr(entry, self._metric)
+            value = entry.value(self._metric)
             if math.isfinite(value):
                 self._trial.report(value, entry.epoch)
         except UpdateFinishedTrialError:
@@ -181,7 +180,7 @@ def model_identity(config: Config, data: Dataset, builder_sha256: str | None) ->
     model = config.model.model_dump(mode="json")
     if builder_sha256 is not None:
         model["sha256"] = builder_sha256
-    parameters = make_model(config, data.input_shape, data.num_classes).count_params()  # built, not compiled
+    parameters = make_model(config, data.input_shape, data.num_classes, data.labels).count_params()  # built, not compiled
     return {"model": model, "parameters": int(parameters),
             "train": config.train.model_dump(mode="json", exclude={"steps_per_execution"})}
 

@@ -12,6 +12,12 @@ returns in the study's user attrs, so resuming never recomputes it):
   startup trials (TPE's random phase) initial_lr is drawn from a log-normal centred on
   ``s`` (sigma half a decade, truncated to the stored range) instead of log-uniformly.
 
+With several searched optimizers (``search.optimizers``) the range test runs once per
+optimizer (SGD's useful rates sit one to two orders of magnitude above Adam's) and each
+gets its own narrowed range, seed trials (with ``optimizer`` set) and log-normal centre;
+``initial_lr``'s distribution is the union of the narrowed ranges (one Optuna
+distribution per parameter name), and TPE learns the rest jointly with ``optimizer``.
+
 Only public Optuna sampler API is used, so the wrapped sampler behaves like any other.
 """
 
@@ -55,45 +61,58 @@ _MAX_REJECTION_TRIES = 1000
 def plan_prior(
     config: Config, search_space: dict, lr_result: dict | None
 ) -> tuple[dict, dict | None, list[dict]]:
-    """Turn a range test's result into (search space, prior record, seed trial params).
+    """Turn range tests' results into (search space, prior record, seed trial params).
 
-    ``search_space`` is the study's space (format: ``sweep.attrs.SEARCH_SPACE``); a copy
-    is returned with ``initial_lr`` narrowed when ``lr_finder.narrow`` is set. The
-    prior record is what ``sweep.attrs.PRIOR`` stores and ``build_sampler`` reads. With
-    the finder disabled or no result: the space unchanged, ``None`` and no seeds.
+    ``lr_result`` is one range test's result, or ``{optimizer: result}`` for a study that
+    searches several optimizers. ``search_space`` is the study's space (format:
+    ``sweep.attrs.SEARCH_SPACE``); a copy is returned with ``initial_lr`` narrowed when
+    ``lr_finder.narrow`` is set. The prior record is what ``sweep.attrs.PRIOR`` stores and
+    ``build_sampler`` reads. With the finder disabled or no result: the space unchanged,
+    ``None`` and no seeds.
     """
     finder = config.lr_finder
-    if not finder.enabled or lr_result is None:
+    if not finder.enabled or not lr_result:
         return search_space, None, []
-
+    by_optimizer = {config.train.optimizer: lr_result} if "suggestion" in lr_result else dict(lr_result)
+    searched = bool(search_space.get("optimizers"))
     space = copy.deepcopy(search_space)
+    records, seeds = {}, []
+    for optimizer, result in by_optimizer.items():
+        record, lrs = _plan_one(config, search_space, result)
+        records[optimizer] = record
+        extra = {"optimizer": optimizer} if searched else {}
+        seeds += [{**seed_params(lr, space, finder.seed_schedule), **extra} for lr in lrs]
+    first = next(iter(records.values()))
+    lo = min(r["narrowed_range"][0] for r in records.values())
+    hi = max(r["narrowed_range"][1] for r in records.values())
+    if finder.narrow:
+        space[LR_PARAM] = {"low": lo, "high": hi}
+    record = {**first, "narrowed_range": [lo, hi], "seeded": [s[LR_PARAM] for s in seeds],
+              "sigma_decades": SIGMA_DECADES, "startup_trials": STARTUP_TRIALS}
+    if searched:
+        record["optimizers"] = records
+    return space, record, seeds
+
+
+def _plan_one(config: Config, search_space: dict, lr_result: dict) -> tuple[dict, list[float]]:
+    """One optimizer's prior: its suggestion, narrowed range and seeded LRs."""
+    finder = config.lr_finder
     config_lo = float(search_space[LR_PARAM]["low"])
     config_hi = float(search_space[LR_PARAM]["high"])
     suggestion = float(lr_result["suggestion"])
     upper = float(lr_result.get("upper") or config_hi)
-
     lo, hi = config_lo, config_hi
     if finder.narrow:
         lo, hi = narrowed_range(suggestion, upper, config_lo, config_hi)
-        space[LR_PARAM] = {"low": lo, "high": hi}
-
     seeded = seed_lrs(suggestion, lo, hi, finder.seed_trials)
-    seeds = [seed_params(lr, space, finder.seed_schedule) for lr in seeded]
-    record = {
-        "method": lr_result.get("method"),
-        "suggestion": suggestion,
-        "upper": upper,
-        "config_range": [config_lo, config_hi],
-        "narrowed_range": [lo, hi],
-        "seeded": seeded,
-        "sigma_decades": SIGMA_DECADES,
-        "startup_trials": STARTUP_TRIALS,
-    }
     log.info(
-        "prior: suggestion %.3g, initial_lr range [%.3g, %.3g] (config [%.3g, %.3g]), seeding %s",
-        suggestion, lo, hi, config_lo, config_hi, ", ".join(f"{v:.3g}" for v in seeded) or "nothing",
+        "prior%s: suggestion %.3g, initial_lr range [%.3g, %.3g] (config [%.3g, %.3g]), seeding %s",
+        f" ({lr_result['optimizer']})" if lr_result.get("optimizer") else "", suggestion, lo, hi, config_lo,
+        config_hi, ", ".join(f"{v:.3g}" for v in seeded) or "nothing",
     )
-    return space, record, seeds
+    record = {"method": lr_result.get("method"), "suggestion": suggestion, "upper": upper,
+              "config_range": [config_lo, config_hi], "narrowed_range": [lo, hi], "seeded": seeded}
+    return record, seeded
 
 
 def narrowed_range(suggestion: float, upper: float, low: float, high: float) -> tuple[float, float]:
@@ -177,12 +196,15 @@ def build_sampler(config: Config, prior: dict | None, *, seed: int) -> BaseSampl
         base = optuna.samplers.RandomSampler(seed=seed)
     if prior is None:
         return base
+    centres = {name: (float(r["suggestion"]), *map(float, r["narrowed_range"]))
+               for name, r in (prior.get("optimizers") or {}).items()}
     return PriorWeightedSampler(
         base,
         suggestion=float(prior["suggestion"]),
         sigma_decades=float(prior.get("sigma_decades", SIGMA_DECADES)),
         n_startup_trials=startup,
         seed=seed,
+        by_optimizer=centres,
     )
 
 
@@ -193,7 +215,9 @@ class PriorWeightedSampler(BaseSampler):
     ``initial_lr`` comes from ``log10(lr) ~ N(log10(suggestion), sigma_decades)``
     truncated to the parameter's range; every other parameter, and everything after
     the startup phase, is the base sampler's. The startup decision is taken once per
-    trial, so one trial never mixes the two phases.
+    trial, so one trial never mixes the two phases. With ``by_optimizer``
+    (``{optimizer: (suggestion, low, high)}``) a trial whose ``optimizer`` is drawn already
+    is centred on that optimizer's suggestion and truncated to its own range.
     """
 
     def __init__(
@@ -205,6 +229,7 @@ class PriorWeightedSampler(BaseSampler):
         n_startup_trials: int = STARTUP_TRIALS,
         param_name: str = LR_PARAM,
         seed: int | None = None,
+        by_optimizer: dict[str, tuple[float, float, float]] | None = None,
     ) -> None:
         if not (suggestion > 0 and math.isfinite(suggestion)):
             raise ValueError(f"suggestion must be a positive finite LR, got {suggestion=}")
@@ -217,6 +242,7 @@ class PriorWeightedSampler(BaseSampler):
         self._param = param_name
         self._seed = seed
         self._startup: dict[int, bool] = {}  # trial number -> in the startup phase
+        self._by_optimizer = dict(by_optimizer or {})
 
     @property
     def base(self) -> BaseSampler:
@@ -252,7 +278,14 @@ class PriorWeightedSampler(BaseSampler):
             and isinstance(param_distribution, FloatDistribution)
             and self._in_startup(study, trial)
         ):
-            return self.draw(param_distribution.low, param_distribution.high, trial.number)
+            own = self._by_optimizer.get(trial.params.get("optimizer"))
+            if own is None:
+                return self.draw(param_distribution.low, param_distribution.high, trial.number)
+            suggestion, low, high = own
+            low, high = max(low, param_distribution.low), min(high, param_distribution.high)
+            if not low < high:
+                low, high = param_distribution.low, param_distribution.high
+            return self.draw(low, high, trial.number, centre=math.log10(suggestion))
         return self._base.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(
@@ -261,7 +294,7 @@ class PriorWeightedSampler(BaseSampler):
         self._startup.pop(trial.number, None)
         self._base.after_trial(study, trial, state, values)
 
-    def draw(self, low: float, high: float, trial_number: int) -> float:
+    def draw(self, low: float, high: float, trial_number: int, centre: float | None = None) -> float:
         """Trial ``trial_number``'s LR from the log-normal truncated to ``[low, high]``.
 
         The draw depends only on the seed and the trial number, so a worker restarted
@@ -270,7 +303,7 @@ class PriorWeightedSampler(BaseSampler):
         rng = np.random.default_rng(None if self._seed is None else [self._seed, trial_number])
         log_lo, log_hi = math.log10(low), math.log10(high)
         for _ in range(_MAX_REJECTION_TRIES):  # rejection sampling
-            value = rng.normal(self._log_centre, self._sigma)
+            value = rng.normal(self._log_centre if centre is None else centre, self._sigma)
             if log_lo <= value <= log_hi:
                 return float(min(max(10.0**value, low), high))
         # The range lies far in a tail of the prior: it carries no information there.

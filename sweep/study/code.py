@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 def locate_code(config: Config) -> dict[str, Located]:
     """Each entry point the config names, found and hashed; none of its code run."""
-    named = {"model.builder": config.model.builder, "data.loader": config.data.loader}
+    loss = config.model.loss if config.model.loss and ":" in config.model.loss else None
+    named = {"model.builder": config.model.builder, "data.loader": config.data.loader, "model.loss": loss}
     if is_in_memory(config.data.loader):
         del named["data.loader"]  # arrays, not code: the study's data fingerprint covers them
     return {key: locate_entry_point(spec, config.study.code_dir, key) for key, spec in named.items() if spec}

@@ -47,13 +47,13 @@ MAX_REPEATS = 20  # keeps one trial's attr under 1,024 characters (about 30 a ru
 @dataclass(frozen=True)
 class Run:
     seed: int
-    test_accuracy: float
+    test_score: float  # study.metric's counterpart on the test split (test_metric): accuracy, MAE, ...
     test_loss: float | None  # None: the retraining diverged
     seconds: float
 
     def compact(self) -> list:
         loss = None if self.test_loss is None or not math.isfinite(self.test_loss) else round(self.test_loss, 5)
-        return [self.seed, round(self.test_accuracy, 5), loss, round(self.seconds, 1)]
+        return [self.seed, round(self.test_score, 5), loss, round(self.seconds, 1)]
 
 
 @dataclass
@@ -66,11 +66,11 @@ class Evaluation:
 
     @property
     def mean(self) -> float:
-        return statistics.fmean(r.test_accuracy for r in self.runs)
+        return statistics.fmean(r.test_score for r in self.runs)
 
     @property
     def sd(self) -> float:
-        return statistics.stdev(r.test_accuracy for r in self.runs) if len(self.runs) > 1 else math.nan
+        return statistics.stdev(r.test_score for r in self.runs) if len(self.runs) > 1 else math.nan
 
     def to_attr(self) -> dict[str, Any]:
         sd = self.sd
@@ -171,6 +171,7 @@ def retrain(config_json: str, params: dict, seed: int) -> Run:
 
     from sweep.training.data import load_dataset
     from sweep.training.model import compile_model, make_model
+    from sweep.training.optimizers import make_optimizer
     from sweep.training.params import params_from_dict
     from sweep.training.schedules import build_schedule
     from sweep.training.trainer import total_steps
@@ -183,13 +184,21 @@ def retrain(config_json: str, params: dict, seed: int) -> Run:
     x_test, y_test = _test_split(config.data.model_dump_json(), config.study.code_dir)
     keras.utils.set_random_seed(seed)
     epochs, batch_size = config.train.epochs, config.train.batch_size
-    schedule = build_schedule(params_from_dict(params, "evaluated params"), total_steps(len(y), batch_size, epochs))
-    model = compile_model(make_model(config, x.shape[1:], data.num_classes), schedule, config.train.optimizer,
-                          config.train.steps_per_execution, config.model.from_logits)
+    trial = params_from_dict(params, "evaluated params")
+    steps = total_steps(len(y), batch_size, epochs)
+    schedule = build_schedule(trial, steps)
+    model = compile_model(make_model(config, x.shape[1:], data.num_classes, data.labels),
+                          make_optimizer(config, trial, schedule, steps), config, data.labels)
     model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
-    loss, accuracy = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
+    scores = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
     keras.backend.clear_session()
-    return Run(seed, float(accuracy), float(loss) if math.isfinite(loss) else None, time.perf_counter() - started)
+    loss, score = float(scores["loss"]), float(scores.get(test_metric(config), scores["loss"]))
+    return Run(seed, score, loss if math.isfinite(loss) else None, time.perf_counter() - started)
+
+
+def test_metric(config: Config) -> str:
+    """The test-split counterpart of ``study.metric``: ``val_mae`` is scored as ``mae``."""
+    return config.study.metric.removeprefix("val_")
 
 
 @functools.lru_cache(maxsize=2)

@@ -19,7 +19,7 @@ LR_FINDER_ARTIFACT = "lr_finder.json"
 # What the study attr keeps of a range test: everything but the curves (lrs, losses,
 # smoothed: about 6 KB at 100 steps), which go to the artifact store. Under 400 characters.
 LR_FINDER_SUMMARY_KEYS = ("method", "suggestion", "lower", "upper", "seconds", "suggestions", "num_steps",
-                          "diverged_at", "batch_size", "seed")
+                          "diverged_at", "batch_size", "seed", "optimizer")
 
 
 def artifact_location(config: Config) -> str | None:
@@ -27,15 +27,17 @@ def artifact_location(config: Config) -> str | None:
     return config.study.checkpoint_store
 
 
-def lr_finder_summary(study: optuna.Study, lr_result: dict[str, Any], location: str | None) -> dict[str, Any]:
+def lr_finder_summary(study: optuna.Study, lr_result: dict[str, Any], location: str | None,
+                      artifact: str | None = None) -> dict[str, Any]:
     """The range test's short summary for the ``LR_FINDER`` attr, its curve uploaded as the
     study artifact ``lr_finder.json`` (``artifact_id``): optuna-dashboard and Optuna's CLI
     cut or widen rows on long attrs, and cut every attr at 1,024 characters."""
     from sweep.storage.artifacts import upload_json
 
+    artifact = artifact or LR_FINDER_ARTIFACT
     summary = {key: lr_result[key] for key in LR_FINDER_SUMMARY_KEYS if key in lr_result}
-    summary["artifact_id"] = upload_json(study, LR_FINDER_ARTIFACT, lr_result, location)
-    summary["artifact"] = LR_FINDER_ARTIFACT
+    summary["artifact_id"] = upload_json(study, artifact, lr_result, location)
+    summary["artifact"] = artifact
     return summary
 
 
@@ -51,7 +53,7 @@ def model_record(config: Config, data: Any) -> dict[str, Any]:
     """The ``MODEL`` record: the model ``config`` builds for ``data`` (a ``Dataset``)."""
     from sweep.training.model import make_model, model_name
 
-    model = make_model(config, data.input_shape, data.num_classes)
+    model = make_model(config, data.input_shape, data.num_classes, data.labels)
     return {"name": model_name(config), "parameters": int(model.count_params()),
             "input_shape": list(data.input_shape), "num_classes": data.num_classes}
 

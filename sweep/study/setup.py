@@ -164,7 +164,9 @@ def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None
     if old.search != config.search:
         from sweep.search.prior import plan_prior
 
-        space, _, _ = plan_prior(config, space_from_config(config.search), study.user_attrs.get(attrs.LR_FINDER))
+        records = study_attrs(study)
+        tests = records.get(attrs.LR_FINDERS) if config.search.optimizers else None
+        space, _, _ = plan_prior(config, space_from_config(config.search), tests or records.get(attrs.LR_FINDER))
         set_study_attr(study, attrs.SEARCH_SPACE, space)
 
 
@@ -228,17 +230,24 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
     from sweep.training.data import load_dataset
     from sweep.search.prior import plan_prior
 
+    from sweep.training.model import check_compile
+
     code = code_fingerprint(config)  # first: code that is not the user's is refused before it runs
+    check_compile(config)  # a misspelt optimizer argument, loss or metric: one line, before the data loads
     data = load_dataset(config.data, config.study.seed, config.study.code_dir)
     model_info = model_record(config, data)  # a wrong model fails here, in one line
     log.info("model: %s, %d parameters, for %s samples of %d classes", model_info["name"], model_info["parameters"],
              data.input_shape, data.num_classes)
-    lr_result = None
+    lr_results: dict[str, dict] = {}
     if config.lr_finder.enabled:
         from sweep.search.lr_finder import run_range_test
 
-        lr_result = run_range_test(config, data, seed=config.study.seed).to_dict()
-    space, prior, seeds = plan_prior(config, space_from_config(config.search), lr_result)
+        # One range test per searched optimizer: their useful rates differ by orders of magnitude.
+        for optimizer in config.optimizers():
+            lr_results[optimizer] = run_range_test(config, data, seed=config.study.seed, optimizer=optimizer).to_dict()
+    lr_result = next(iter(lr_results.values()), None)
+    searched = bool(config.search.optimizers)
+    space, prior, seeds = plan_prior(config, space_from_config(config.search), lr_results if searched else lr_result)
 
     storage = make_storage(storage_url, create=True)
     study = optuna.create_study(study_name=config.study.name, storage=storage, direction=config.study.direction)
@@ -250,7 +259,12 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
                        (attrs.DATA_FINGERPRINT, data.fingerprint)):
         set_study_attr(study, key, value)
     if lr_result is not None:
-        set_study_attr(study, attrs.LR_FINDER, lr_finder_summary(study, lr_result, artifact_location(config)))
+        summaries = {name: lr_finder_summary(study, result, artifact_location(config),
+                                             f"lr_finder_{name}.json" if searched else None)
+                     for name, result in lr_results.items()}
+        set_study_attr(study, attrs.LR_FINDER, next(iter(summaries.values())))
+        if searched:
+            set_study_attr(study, attrs.LR_FINDERS, summaries)
     if prior is not None:
         set_study_attr(study, attrs.PRIOR, prior)
     for params in seeds:

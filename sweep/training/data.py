@@ -39,7 +39,13 @@ class Dataset:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
-    num_classes: int = NUM_CLASSES
+    num_classes: int = NUM_CLASSES  # classes, or outputs of a regression (labels "values")
+    labels: str = "classes"  # classes | onehot | values (sweep.training.user_data.LABEL_KINDS)
+
+    @property
+    def chance_classes(self) -> int | None:
+        """The classes a loss at chance level is measured on (divergence); None for a regression."""
+        return None if self.labels == "values" else self.num_classes
 
     @property
     def num_train(self) -> int:
@@ -74,18 +80,22 @@ def _load_dataset_cached(cfg_json: str, seed: int, code_dir: str | None) -> Data
     own = cfg.source in USER_SOURCES
     if own:
         arrays = load_arrays(cfg, code_dir)
-        x, y, num_classes = arrays.x_train, arrays.y_train, arrays.num_classes
+        x, y, num_classes, labels = arrays.x_train, arrays.y_train, arrays.num_classes, arrays.labels
     else:
-        (x, y), num_classes = _load_train(cfg), NUM_CLASSES
+        (x, y), num_classes, labels = _load_train(cfg), NUM_CLASSES, "classes"
     if cfg.limit is not None:
         if cfg.limit > len(y):
             raise DataError(f"data.limit: {cfg.limit} is more than the {len(y)} training images available")
         x, y = x[: cfg.limit], y[: cfg.limit]
-    train_idx, val_idx = stratified_split(y, cfg.validation_fraction, seed)
+    if labels == "values":  # a regression: a seeded random split
+        train_idx, val_idx = random_split(len(y), cfg.validation_fraction, seed)
+    else:
+        train_idx, val_idx = stratified_split(y if labels == "classes" else y.argmax(axis=1),
+                                              cfg.validation_fraction, seed)
     x = to_float_inputs(x) if own else _to_float_images(x)
-    log.info("data: %d training and %d validation samples of shape %s, %d classes (%s)", len(train_idx),
-             len(val_idx), x.shape[1:], num_classes, cfg.source)
-    return Dataset(x[train_idx], y[train_idx], x[val_idx], y[val_idx], num_classes)
+    log.info("data: %d training and %d validation samples of shape %s, %d %s (%s)", len(train_idx),
+             len(val_idx), x.shape[1:], num_classes, "outputs" if labels == "values" else "classes", cfg.source)
+    return Dataset(x[train_idx], y[train_idx], x[val_idx], y[val_idx], num_classes, labels)
 
 
 def load_test_split(cfg: DataConfig, code_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +143,16 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
         val_parts.append(members[:n_val])
         train_parts.append(members[n_val:])
     return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(val_parts))
+
+
+def random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation) of ``n`` samples, ``round(fraction * n)`` validation, chosen with ``seed``."""
+    n_val = int(round(fraction * n))
+    if n_val == 0 or n_val == n:
+        raise DataError(f"data.validation_fraction: {fraction} of {n} samples leaves no "
+                        f"{'validation' if n_val == 0 else 'training'} samples; use more data or a fraction nearer 0.5")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 def synthetic_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

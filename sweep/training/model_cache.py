@@ -5,7 +5,11 @@ Keras keeps about 15 MB of every compiled model even after ``clear_session()`` (
 ``benchmarks/levers.py``). So a worker compiles once and, before each trial, gives that
 model what a fresh build would have given it: every variable of a model built under the
 trial's seed (weights, batch-normalisation statistics, the seed state of dropout and
-other random layers; building without compiling costs 0.05 s), zeroed optimizer state and the trial's schedule parameters (``TrialSchedule.assign``). The traced
+other random layers; building without compiling costs 0.05 s), a reset optimizer
+(``optimizers.reset_for_trial``: zeroed state, so schedule-free's sequence restarts from the
+new weights, and the trial's weight decay and momentum) and the trial's schedule parameters
+(``TrialSchedule.assign``). A worker keeps one compiled model per optimizer configuration
+(``optimizers.cache_key``: a study searching ``[sgd, adamw]`` holds two). The traced
 step serves every trial, and a trial trains as it would in a fresh process (a test holds
 the histories equal).
 
@@ -29,6 +33,7 @@ import keras
 from sweep.config import Config
 from sweep.training.data import IMAGE_SHAPE, NUM_CLASSES
 from sweep.training.model import compile_model, make_model
+from sweep.training.optimizers import cache_key, make_optimizer, optimizer_args, reset_for_trial, trial_optimizer
 from sweep.training.params import TrialParams
 from sweep.training.schedules import TrialSchedule
 
@@ -39,43 +44,45 @@ class ModelCache:
     """Hands out a compiled model for a trial; call ``model_for`` after seeding Keras."""
 
     def __init__(self) -> None:
-        self._model: keras.Model | None = None
-        self._schedule: TrialSchedule | None = None
-        self._key: str | None = None
+        self._models: dict[str, tuple[keras.Model, TrialSchedule]] = {}  # cache key -> model, its schedule
 
     def model_for(self, config: Config, params: TrialParams, total_steps: int,
-                  input_shape: tuple[int, ...] = IMAGE_SHAPE, num_classes: int = NUM_CLASSES) -> keras.Model:
+                  input_shape: tuple[int, ...] = IMAGE_SHAPE, num_classes: int = NUM_CLASSES,
+                  labels: str = "classes") -> keras.Model:
         """The compiled model for a trial on samples of ``input_shape`` (default: Fashion-MNIST's)."""
-        fresh = make_model(config, input_shape, num_classes)  # draws the trial's initial weights and seeds
-        key = (f"{config.model.model_dump_json()}|{config.train.optimizer}|{config.train.steps_per_execution}|"
-               f"{input_shape}|{num_classes}")
-        reusable = keras.backend.backend() in REUSABLE_ON
-        if not reusable or self._model is None or key != self._key or not _same_variables(self._model, fresh):
+        fresh = make_model(config, input_shape, num_classes, labels)  # draws the trial's initial weights and seeds
+        key = (f"{config.model.model_dump_json()}|{cache_key(config, params)}|{config.train.steps_per_execution}|"
+               f"{input_shape}|{num_classes}|{labels}")
+        # EMA weights start as copies of the model's, which a reset would zero: compiled afresh.
+        reusable = (keras.backend.backend() in REUSABLE_ON
+                    and not optimizer_args(config, trial_optimizer(config, params)).get("use_ema"))
+        kept = self._models.get(key)
+        if not reusable or kept is None or not _same_variables(kept[0], fresh):
             schedule = TrialSchedule(params, total_steps)
-            model = compile_model(fresh, schedule, config.train.optimizer, config.train.steps_per_execution,
-                                  config.model.from_logits)
-            _build_for_fit(model, input_shape)
+            model = compile_model(fresh, make_optimizer(config, params, schedule, total_steps), config, labels)
+            _build_for_fit(model, input_shape, labels, num_classes)
             own_schedule(model, schedule)
             if reusable:
-                self._model, self._schedule, self._key = model, schedule, key
+                self._models[key] = model, schedule
             return model
-        model = self._model
-        for kept, drawn in zip(model.variables, fresh.variables, strict=True):
-            kept.assign(drawn.value)
-        for variable in model.optimizer.variables:  # the schedule's too: assigned next
-            variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
-        self._schedule.assign(params, total_steps)
+        model, schedule = kept
+        for kept_var, drawn in zip(model.variables, fresh.variables, strict=True):
+            kept_var.assign(drawn.value)
+        reset_for_trial(model.optimizer, config, params, total_steps)  # the schedule's variables too: assigned next
+        schedule.assign(params, total_steps)
         return model
 
 
-def _build_for_fit(model: keras.Model, input_shape: tuple[int, ...]) -> None:
+def _build_for_fit(model: keras.Model, input_shape: tuple[int, ...], labels: str = "classes",
+                   num_classes: int = NUM_CLASSES) -> None:
     """Build the loss, metrics and optimizer state that ``fit`` would build on its first call.
     Keras builds them from a batch it draws from the data, and under JAX that draw takes a
     shuffle from NumPy's generator: a fresh model's first epoch would then see another order
     than a reused model's. Built here from a zero sample, ``fit`` draws nothing extra."""
     import numpy as np
 
-    sample = (np.zeros((1, *input_shape), "float32"), np.zeros((1,), "int32"))
+    target = np.zeros((1,), "int32") if labels == "classes" else np.zeros((1, num_classes), "float32")
+    sample = (np.zeros((1, *input_shape), "float32"), target)
     model._symbolic_build(data_batch=sample)  # noqa: SLF001 - what fit calls; no public form
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sweep.config import DECAY_SCHEDULES, MAX_INITIAL_LR, ScheduleName
+from sweep.config import DECAY_SCHEDULES, MAX_INITIAL_LR, MOMENTUM_OPTIMIZERS, OptimizerName, ScheduleName
 from sweep.errors import ConfigError
 
 
@@ -26,6 +26,11 @@ class TrialParams(BaseModel):
     warmup_fraction: float = Field(default=0.0, ge=0, lt=1)
     decay_rate: float | None = Field(default=None, gt=0, le=1)
     decay_steps: int | None = Field(default=None, ge=1)
+    # Set only where the study searches them (search.optimizers, search.momentum,
+    # search.weight_decay); otherwise train.optimizer and train.optimizer_args apply.
+    optimizer: OptimizerName | None = None
+    momentum: float | None = Field(default=None, ge=0, le=1)
+    weight_decay: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _decay_params_match_schedule(self) -> TrialParams:
@@ -35,6 +40,8 @@ class TrialParams(BaseModel):
             raise ValueError(f"schedule {self.schedule!r} needs decay_rate and decay_steps")
         if not needs_decay and any(given):
             raise ValueError(f"decay_rate and decay_steps apply only to {' and '.join(DECAY_SCHEDULES)}")
+        if self.momentum is not None and self.optimizer is not None and self.optimizer not in MOMENTUM_OPTIMIZERS:
+            raise ValueError(f"momentum applies only to {' and '.join(MOMENTUM_OPTIMIZERS)}, not {self.optimizer!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import keras
 
-from sweep.config import OBJECTIVES, Config
+from sweep.config import OBJECTIVES, Config, default_direction
 from sweep.training.data import NUM_CLASSES, Dataset
 from sweep.training.model_cache import ModelCache
 from sweep.training.params import TrialParams
@@ -33,8 +33,15 @@ MEAN_LAST_K = 3
 MEAN_LAST = f"mean_last{MEAN_LAST_K}"
 
 
-def is_diverged(loss: float, num_classes: int = NUM_CLASSES) -> bool:
-    return not math.isfinite(loss) or loss > DIVERGED_FACTOR * math.log(num_classes)
+def is_diverged(loss: float, num_classes: int | None = NUM_CLASSES) -> bool:
+    """A non-finite loss, or (with ``num_classes``: a classifier's cross-entropy) one far above chance.
+    A regression's loss has no chance level: only a non-finite one counts."""
+    if not math.isfinite(loss):
+        return True
+    return num_classes is not None and loss > DIVERGED_FACTOR * math.log(num_classes)
+
+
+_FIXED = ("epoch", "loss", "val_loss", "lr", "seconds")
 
 
 @dataclass(frozen=True)
@@ -42,12 +49,27 @@ class EpochLog:
     epoch: int  # 1-based
     loss: float
     val_loss: float
-    val_accuracy: float
     lr: float  # the learning rate of the epoch's last optimizer step
     seconds: float
+    val_metrics: dict[str, float] = field(default_factory=dict)  # val_<m> for each compiled metric m
+
+    def value(self, metric: str) -> float:
+        """``val_loss`` or a ``val_<metric>`` of the epoch (NaN when it was not logged)."""
+        return self.val_loss if metric == "val_loss" else self.val_metrics.get(metric, math.nan)
+
+    @property
+    def val_accuracy(self) -> float:
+        return self.value("val_accuracy")
 
     def to_dict(self) -> dict[str, float]:
-        return {k: getattr(self, k) for k in ("epoch", "loss", "val_loss", "val_accuracy", "lr", "seconds")}
+        """``{"epoch", "loss", "val_loss", "val_<m>"..., "lr", "seconds"}`` (the history a trial stores)."""
+        fixed = {k: getattr(self, k) for k in _FIXED}
+        return {**{k: fixed[k] for k in _FIXED[:3]}, **self.val_metrics, "lr": self.lr, "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, float]) -> EpochLog:
+        return cls(**{k: raw[k] for k in _FIXED},
+                   val_metrics={k: v for k, v in raw.items() if k.startswith("val_") and k != "val_loss"})
 
 
 @dataclass
@@ -57,12 +79,13 @@ class TrainResult:
     seconds: float = 0.0
     model_parameters: int = 0  # the trained model's parameter count (weights, trainable or not)
 
-    def value(self, metric: str = "val_accuracy", objective: str = "best") -> float:
+    def value(self, metric: str = "val_accuracy", objective: str = "best", direction: str | None = None) -> float:
         """The run's score by ``objective`` (``OBJECTIVES``): the best epoch's ``metric``,
         the last epoch's, or the mean of the last ``MEAN_LAST_K`` epochs (all of them when
         the run is shorter). The mean is the final model's score with the noise of one
-        validation epoch averaged down, where ``best`` is a maximum over noisy epochs."""
-        values = [getattr(e, metric) for e in self.history]
+        validation epoch averaged down, where ``best`` is a maximum over noisy epochs.
+        ``direction`` (default: by the metric's name, ``default_direction``) says which epoch is best."""
+        values = [e.value(metric) for e in self.history]
         if not values:
             return math.nan
         if objective == "last":
@@ -74,7 +97,7 @@ class TrainResult:
         finite = [v for v in values if math.isfinite(v)]
         if not finite:
             return math.nan
-        return max(finite) if metric == "val_accuracy" else min(finite)
+        return max(finite) if (direction or default_direction(metric)) == "maximize" else min(finite)
 
 
 @dataclass(frozen=True)
@@ -101,7 +124,7 @@ class _EpochRecorder(keras.callbacks.Callback):
 
     def __init__(
         self, params: TrialParams, total_steps: int, result: TrainResult, on_epoch: Callable[[EpochLog], None] | None,
-        num_classes: int = NUM_CLASSES,
+        num_classes: int | None = NUM_CLASSES,
     ):
         super().__init__()
         self._num_classes = num_classes
@@ -128,9 +151,9 @@ class _EpochRecorder(keras.callbacks.Callback):
             epoch=epoch + 1,
             loss=float(logs.get("loss", math.nan)),
             val_loss=float(logs.get("val_loss", math.nan)),
-            val_accuracy=float(logs.get("val_accuracy", math.nan)),
             lr=float(learning_rates(self._params, self._total_steps, [max(step, 0)])[0]),
             seconds=time.perf_counter() - self._epoch_start,
+            val_metrics={k: float(v) for k, v in logs.items() if k.startswith("val_") and k != "val_loss"},
         )
         if is_diverged(entry.loss, self._num_classes) or not math.isfinite(entry.val_loss):
             self._result.diverged = True
@@ -165,7 +188,7 @@ def train(
     steps = total_steps(data.num_train, batch_size, epochs)
     if resume is None:
         models = models or ModelCache()
-        model = models.model_for(config, params, steps, data.input_shape, data.num_classes)
+        model = models.model_for(config, params, steps, data.input_shape, data.num_classes, data.labels)
         result = TrainResult()
     else:
         model = resume.model
@@ -180,7 +203,7 @@ def train(
         batch_size=batch_size,
         shuffle=True,
         verbose=0,
-        callbacks=[_EpochRecorder(params, steps, result, on_epoch, data.num_classes), *callbacks],
+        callbacks=[_EpochRecorder(params, steps, result, on_epoch, data.chance_classes), *callbacks],
     )
     result.model_parameters = int(model.count_params())
     result.seconds = time.perf_counter() - started

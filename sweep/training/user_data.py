@@ -3,9 +3,14 @@
 Both give the same mapping of numpy arrays: ``x_train``, ``y_train`` and optionally
 ``x_test``, ``y_test``. Inputs may have any per-sample shape (images H x W or
 H x W x C, vectors, ...); uint8 inputs are scaled to [0, 1], floats are used as they
-are. Labels are integers 0..C-1, C inferred as the largest label + 1 unless
-``data.num_classes`` says. Every problem is a one-line ``DataError`` naming the
-array and what was expected.
+are. Labels are one of (``LABEL_KINDS``):
+
+- ``classes``: integers 0..C-1, C inferred as the largest label + 1 unless ``data.num_classes`` says;
+- ``onehot``: rows of C zeros and a single one (integers or floats);
+- ``values``: real-valued targets (floats, one per sample or rows of K): a regression with K
+  outputs, which is what the model's builder receives as its second argument.
+
+Every problem is a one-line ``DataError`` naming the array and what was expected.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from sweep.config import DataConfig
 from sweep.errors import DataError, exception_summary
 from sweep.training.entry_points import IN_MEMORY_PREFIX, load_entry_point
 
+LABEL_KINDS = ("classes", "onehot", "values")
 REQUIRED = ("x_train", "y_train")
 OPTIONAL = ("x_test", "y_test")
 
@@ -29,10 +35,11 @@ OPTIONAL = ("x_test", "y_test")
 @dataclass(frozen=True)
 class Arrays:
     x_train: np.ndarray  # as stored: uint8 or float
-    y_train: np.ndarray  # int64
+    y_train: np.ndarray  # int64 classes, float32 one-hot rows or float32 values
     x_test: np.ndarray | None
     y_test: np.ndarray | None
-    num_classes: int
+    num_classes: int  # classes, or outputs of a regression
+    labels: str = "classes"  # LABEL_KINDS
 
 
 def load_arrays(cfg: DataConfig, code_dir: str | None) -> Arrays:
@@ -69,15 +76,27 @@ def check_arrays(raw: Mapping, where: str, num_classes: int | None = None) -> Ar
         raise DataError(f"{where}: has {'x_test' if 'x_test' in raw else 'y_test'} without its partner; "
                         "give both x_test and y_test, or neither")
     arrays = {key: _array(raw[key], key, where) for key in REQUIRED + OPTIONAL if key in raw}
-    x_train, y_train = _inputs(arrays["x_train"], "x_train", where), _labels(arrays["y_train"], "y_train", where)
+    kind = label_kind(arrays["y_train"])
+    x_train, y_train = _inputs(arrays["x_train"], "x_train", where), _labels(arrays["y_train"], "y_train", where, kind)
     _same_length(x_train, y_train, "train", where)
     x_test = y_test = None
     if "x_test" in arrays:
-        x_test, y_test = _inputs(arrays["x_test"], "x_test", where), _labels(arrays["y_test"], "y_test", where)
+        x_test, y_test = _inputs(arrays["x_test"], "x_test", where), _labels(arrays["y_test"], "y_test", where, kind)
         _same_length(x_test, y_test, "test", where)
         if x_test.shape[1:] != x_train.shape[1:]:
             raise DataError(f"{where}: x_test samples are {x_test.shape[1:]}, x_train samples {x_train.shape[1:]}; "
                             "expected the same shape")
+        if y_test.shape[1:] != y_train.shape[1:]:
+            raise DataError(f"{where}: y_test labels are {y_test.shape[1:]} per sample, y_train's "
+                            f"{y_train.shape[1:]}; expected the same shape")
+    if kind != "classes":
+        outputs = int(y_train.shape[1]) if y_train.ndim == 2 else 1
+        if kind == "onehot" and num_classes is not None and num_classes != outputs:
+            raise DataError(f"{where}: one-hot labels of {outputs} classes but data.num_classes is {num_classes}")
+        if kind == "values" and num_classes is not None:
+            raise DataError(f"{where}: y_train holds real values (a regression); data.num_classes applies to "
+                            "class labels")
+        return Arrays(x_train, y_train, x_test, y_test, outputs, kind)
     seen = int(max(y_train.max(), y_test.max() if y_test is not None and len(y_test) else 0)) + 1
     classes = num_classes if num_classes is not None else seen
     if seen > classes:
@@ -129,7 +148,29 @@ def _inputs(x: np.ndarray, key: str, where: str) -> np.ndarray:
     return x
 
 
-def _labels(y: np.ndarray, key: str, where: str) -> np.ndarray:
+def label_kind(y: np.ndarray) -> str:
+    """``classes`` for integers (one per sample), ``onehot`` for rows of zeros and one one,
+    ``values`` for other floats (real-valued targets)."""
+    if not isinstance(y, np.ndarray) or y.size == 0:
+        return "classes"
+    if y.ndim == 2 and y.shape[1] > 1 and (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        if np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
+            return "onehot"
+    return "values" if np.issubdtype(y.dtype, np.floating) else "classes"
+
+
+def _labels(y: np.ndarray, key: str, where: str, kind: str = "classes") -> np.ndarray:
+    if kind == "onehot":
+        if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
+            raise DataError(f"{where}: {key} is not one-hot rows like y_train; expected one 1 per row")
+        return y.astype(np.float32)
+    if kind == "values":
+        if y.ndim not in (1, 2) or not np.issubdtype(y.dtype, np.floating):
+            raise DataError(f"{where}: {key} has shape {y.shape} and dtype {y.dtype}; expected real values "
+                            "like y_train (one per sample, or rows of K)")
+        if not np.isfinite(y).all():
+            raise DataError(f"{where}: {key} holds NaN or infinite values; expected finite targets")
+        return (y.reshape(-1, 1) if y.ndim == 1 else y).astype(np.float32)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:

@@ -182,7 +182,7 @@ def test_range_test_records_each_batchs_own_loss(tiny_config, tiny_data, monkeyp
 
     built = []
     real_build = sweep.training.model.build_model
-    monkeypatch.setattr(sweep.training.model, "build_model", lambda *args: built.append(real_build(*args)) or built[-1])
+    monkeypatch.setattr(sweep.training.model, "build_model", lambda *args, **kwargs: built.append(real_build(*args, **kwargs)) or built[-1])
     steps = 20  # more than one pass over the 320 training images (10 batches of 32)
     config = _with_finder(tiny_config, start_lr=1e-12, end_lr=2e-12, num_steps=steps, smoothing=0.0)
     result = lr_finder.run_range_test(config, tiny_data, seed=3)

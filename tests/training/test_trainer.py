@@ -39,7 +39,7 @@ def test_a_huge_learning_rate_diverges_and_stops(tiny_config):
 
 def test_value_best_or_last_and_metric_direction():
     def log(epoch, acc, loss):
-        return EpochLog(epoch, 1.0, loss, acc, 0.1, 1.0)
+        return EpochLog(epoch, 1.0, loss, 0.1, 1.0, {"val_accuracy": acc})
 
     result = TrainResult(history=[log(1, 0.5, 0.9), log(2, 0.8, 0.4), log(3, 0.7, 0.6)])
     assert result.value("val_accuracy", "best") == 0.8
@@ -50,7 +50,7 @@ def test_value_best_or_last_and_metric_direction():
 
 def test_value_mean_of_the_last_three_epochs():
     def log(epoch, acc, loss):
-        return EpochLog(epoch, 1.0, loss, acc, 0.1, 1.0)
+        return EpochLog(epoch, 1.0, loss, 0.1, 1.0, {"val_accuracy": acc})
 
     # A lucky peak at epoch 2 wins "best" but not the mean of the last three.
     result = TrainResult(history=[log(1, 0.5, 0.9), log(2, 0.9, 0.3), log(3, 0.6, 0.6), log(4, 0.7, 0.5),
@@ -69,7 +69,7 @@ def test_value_mean_of_the_last_three_epochs():
 
 def test_value_rejects_an_unknown_objective():
     with pytest.raises(ValueError, match="objective must be one of"):
-        TrainResult(history=[EpochLog(1, 1.0, 0.5, 0.5, 0.1, 1.0)]).value("val_accuracy", "median")
+        TrainResult(history=[EpochLog(1, 1.0, 0.5, 0.1, 1.0, {"val_accuracy": 0.5})]).value("val_accuracy", "median")
 
 
 def test_total_steps():

@@ -73,7 +73,9 @@ def _bad(tmp_path, change):
         (lambda c: c.update(y_train=c["y_train"][:-1]), "x_train has 200 samples but y_train 199; expected equal lengths"),
         (lambda c: c.update(y_test=c["y_test"][:5]), "x_test has 40 samples but y_test 5"),
         (lambda c: c.update(y_train=c["y_train"] - 1), "y_train holds label -1; expected labels 0..C-1"),
-        (lambda c: c.update(y_train=c["y_train"].astype(float)), "y_train has dtype float64; expected integer class labels"),
+        (lambda c: c.update(y_test=c["y_test"].astype(float)), "y_test has dtype float64; expected integer class labels"),
+        (lambda c: c.update(y_train=c["y_train"].astype(float)), "y_test has shape \\(40,\\) and dtype int64; expected real"),
+        (lambda c: c.update(y_train=np.eye(3)[c["y_train"] % 3], y_test=c["y_test"]), "y_test is not one-hot rows"),
         (lambda c: c.update(x_train=c["x_train"].astype(np.int32)), "x_train has dtype int32; expected uint8"),
         (lambda c: c.update(x_test=c["x_test"][:, :3]), "x_test samples are \\(3, 5\\), x_train samples \\(6, 5\\)"),
         (lambda c: c.update(x_train=np.full((200, 2), np.nan)), "x_train holds NaN or infinite values"),
@@ -117,3 +119,17 @@ def test_bad_loaders_are_one_line_errors(tmp_path, body, error, message):
     with pytest.raises(error, match=message) as info:
         load_dataset(DataConfig(source="python", loader=f"{name}:load"), 0, str(tmp_path))
     assert "\n" not in str(info.value)
+
+
+def test_one_hot_rows_and_real_values_are_labels_too(tmp_path):
+    content = arrays(classes=3)
+    onehot = load_dataset(DataConfig(source="npz", path=str(npz(tmp_path, **{
+        **content, "y_train": np.eye(3)[content["y_train"]], "y_test": np.eye(3)[content["y_test"]]}))), seed=0)
+    assert onehot.labels == "onehot" and onehot.num_classes == 3 and onehot.y_train.shape[1:] == (3,)
+    # Stratified by class, as integer labels are: each class keeps its share of validation rows.
+    assert sorted(np.bincount(onehot.y_val.argmax(axis=1))) == sorted(round(0.1 * c) for c in np.bincount(content["y_train"]))
+    real = dict(content, y_train=content["y_train"] * 0.5 + 0.25, y_test=content["y_test"] * 0.5)
+    (tmp_path / "r").mkdir()
+    values = load_dataset(DataConfig(source="npz", path=str(npz(tmp_path / "r", **real))), seed=0)
+    assert values.labels == "values" and values.num_classes == 1 and values.chance_classes is None
+    assert values.y_train.dtype == np.float32 and values.y_train.shape[1:] == (1,) and len(values.y_val) == 20

@@ -67,7 +67,7 @@ def test_logits_models_compile_a_matching_loss(tmp_path, user_module):
     name = user_module("import keras\ndef build(shape, classes):\n"
                        "    return keras.Sequential([keras.Input(shape), keras.layers.Dense(classes)])\n")
     config = config_for(f"{name}:build", tmp_path, from_logits=True)
-    model = compile_model(make_model(config, (12,), 3), 1e-3, from_logits=True)
+    model = compile_model(make_model(config, (12,), 3), 1e-3, config)
     assert model.loss.get_config()["from_logits"] is True
     result = train(config, TrialParams(initial_lr=3e-2), vectors(), seed=0)
     assert result.history[-1].val_accuracy > 0.6 and result.model_parameters == 39
@@ -97,12 +97,12 @@ def test_a_reused_batchnorm_dropout_model_trains_exactly_as_a_fresh_one(tmp_path
     b = TrialParams(initial_lr=3e-2, schedule="cosine", warmup_fraction=0.1)
     with pytest.raises(RuntimeError, match="pruned"):
         train(config, b, data, seed=5, models=cache, callbacks=[PrunedMidway()])
-    kept = cache._model
+    (kept, _), = cache._models.values()
     moving = [v for v in kept.variables if "moving" in v.path]
     assert len(moving) == 2 and not np.allclose(keras.ops.convert_to_numpy(moving[0]), 0.0)  # A and B moved them
 
     reused = train(config, b, data, seed=2, models=cache)
-    assert cache._model is kept  # the same compiled model served it
+    assert [m for m, _ in cache._models.values()] == [kept]  # the same compiled model served it
     fresh = train(config, b, data, seed=2)
     assert not reused.diverged and len(reused.history) == 2
     for r, f in zip(reused.history, fresh.history, strict=True):

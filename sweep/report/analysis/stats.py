@@ -51,6 +51,15 @@ def best_so_far(frame: pd.DataFrame, direction: str, by: str = "number") -> pd.D
     )
 
 
+def optimizer_summary(frame: pd.DataFrame, direction: str, num_validation: int | None = None) -> pd.DataFrame:
+    """``schedule_summary``'s table by the searched ``optimizer`` parameter (empty when it was not searched)."""
+    if "optimizer" not in frame or frame["optimizer"].isna().all():
+        return pd.DataFrame()
+    names = list(dict.fromkeys(frame["optimizer"].dropna()))
+    table = schedule_summary(frame.assign(schedule=frame["optimizer"]), names, direction, num_validation)
+    return table.rename(columns={"schedule": "optimizer"})
+
+
 def schedule_summary(frame: pd.DataFrame, schedules: list[str], direction: str,
                      num_validation: int | None = None) -> pd.DataFrame:
     """One row per schedule type, best first: trials, states, best, median, share pruned,
@@ -151,10 +160,10 @@ def pruning_savings(frame: pd.DataFrame, epochs: int | None) -> PruningSavings:
 
 
 def evaluation_ranks(trials: pd.DataFrame, evaluations: list[dict], direction: str) -> dict[int, tuple[int, int]]:
-    """{trial: (rank by validation value, rank by mean test accuracy)} of the evaluated trials."""
+    """{trial: (rank by validation value, rank by mean test score)} of the evaluated trials."""
     values = trials.set_index("number")["value"]
     scored = [e for e in evaluations if e.get("trial") in values.index]
     sign = -1 if direction == "maximize" else 1
     by_validation = sorted(scored, key=lambda e: (sign * values[e["trial"]], e["trial"]))
-    by_test = sorted(scored, key=lambda e: (-e["mean"], e["trial"]))
+    by_test = sorted(scored, key=lambda e: (sign * e["mean"], e["trial"]))
     return {e["trial"]: (by_validation.index(e) + 1, by_test.index(e) + 1) for e in scored}

@@ -60,7 +60,7 @@ class ReportData:
     schedule_table: pd.DataFrame
     top: pd.DataFrame  # the TOP_K best COMPLETE trials, best first
     lr_curves: dict[int, tuple[np.ndarray, np.ndarray]]
-    top_accuracy: dict[int, tuple[np.ndarray, np.ndarray]]  # epoch, val_accuracy of the top trials
+    top_curves: dict[int, tuple[np.ndarray, np.ndarray]]  # epoch, the study's metric of the top trials
     importances: dict[str, float] | None  # ranked parameters over all trials: share, most important first
     importance_note: str
     pruning: stats.PruningSavings
@@ -68,6 +68,7 @@ class ReportData:
     validation_note: str = "unknown"  # "stored", or how the number was estimated
     importance_table: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=importance.COLUMNS))
     extra_params: list[str] = field(default_factory=list)
+    optimizer_table: pd.DataFrame = field(default_factory=pd.DataFrame)  # by optimizer, when it was searched
 
     @property
     def best(self) -> pd.Series | None:
@@ -143,7 +144,8 @@ def collect(study: optuna.Study, storage_url: str = "") -> ReportData:
         schedule_table=stats.schedule_summary(frame, schedules, direction, accuracy_n),
         top=top,
         lr_curves=stats.lr_curves(top, steps_per_epoch),
-        top_accuracy=_val_accuracy(trials, top["number"].tolist(), curves if metric == "val_accuracy" else {}),
+        top_curves=_metric_curves(trials, top["number"].tolist(), metric, curves),
+        optimizer_table=stats.optimizer_summary(frame, direction, accuracy_n),
         importances=found,
         importance_note=note,
         importance_table=importance_table,
@@ -193,7 +195,6 @@ def trials_frame(
             "prune_reason": (ua.get(attrs.PRUNE_REASON) or "pruned") if t.state.name == "PRUNED" else None,
             "seeded_by_prior": bool(ua.get(attrs.SEEDED_BY_PRIOR, False)),
             "retried_from": t.system_attrs.get("failed_trial"),
-            "dropped": ua.get(attrs.DROPPED),  # why its configuration was given up (worker deaths)
             "resumed_from_epoch": ua.get(attrs.RESUMED_FROM_EPOCH),
             "seed": ua.get(attrs.SEED),
             "total_steps": ua.get(attrs.TOTAL_STEPS, default_total_steps),
@@ -219,16 +220,15 @@ def _curve(intermediate: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(steps, dtype=np.int64), np.asarray([intermediate[s] for s in steps], dtype=float)
 
 
-def _val_accuracy(trials: list[optuna.trial.FrozenTrial], numbers: list[int],
-                  curves: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per-epoch validation accuracy of trials ``numbers`` from their history (whatever
-    the study's metric); the intermediate values where a trial has no history."""
+def _metric_curves(trials: list[optuna.trial.FrozenTrial], numbers: list[int], metric: str,
+                   curves: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per-epoch ``metric`` (the study's: val_accuracy, val_mae, ...) of trials ``numbers`` from
+    their history; the intermediate values where a trial has no history."""
     by_number = {t.number: t for t in trials}
     result = {}
     for number in numbers:
         history = by_number[number].user_attrs.get(attrs.HISTORY) or []
-        points = [(e["epoch"], e["val_accuracy"]) for e in history
-                  if isinstance(e, dict) and "epoch" in e and "val_accuracy" in e]
+        points = [(e["epoch"], e[metric]) for e in history if isinstance(e, dict) and "epoch" in e and metric in e]
         if points:
             epochs, values = zip(*points)
             result[number] = (np.asarray(epochs, dtype=np.int64), np.asarray(values, dtype=float))

@@ -1,4 +1,4 @@
-"""Curves over training: the top trials' validation accuracy and learning rate per epoch,
+"""Curves over training: the top trials' validation metric and learning rate per epoch,
 and every trial's per-epoch values."""
 
 from __future__ import annotations
@@ -13,21 +13,21 @@ from sweep.report.figures.plotting import LINESTYLES, MARKERS, WIDE, color, focu
 
 
 def draw_top_epochs(data: ReportData) -> Figure | None:
-    if not data.top_accuracy:
+    if not data.top_curves:
         return None
     fig = Figure(figsize=WIDE, layout="constrained")
     ax = fig.subplots()
     for i, (_, row) in enumerate(data.top.iterrows()):
-        curve = data.top_accuracy.get(int(row["number"]))
+        curve = data.top_curves.get(int(row["number"]))
         if curve is not None:  # the style tells trials of the same schedule (same colour) apart
             ax.plot(curve[0], curve[1], marker=MARKERS[i % len(MARKERS)], markersize=4, color=color(row["schedule"]),
                     linestyle=LINESTYLES[i % len(LINESTYLES)], label=trial_label(row))
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("val accuracy")
+    ax.set_ylabel(metric_label(data))
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", loc="lower right")
-    ax.set_title(f"Validation accuracy per epoch of the top {len(data.top)} trials")
+    ax.legend(fontsize="small", loc="lower right" if data.direction == "maximize" else "upper right")
+    ax.set_title(f"{metric_label(data).replace('val', 'Validation', 1)} per epoch of the top {len(data.top)} trials")
     return fig
 
 

@@ -138,7 +138,7 @@ FIGURES: list[tuple[str, str, Callable[[ReportData], Figure | None]]] = [
     ("lr_vs_value", "Each trial's value against its initial learning rate, coloured by schedule type, "
                     "with the LR finder's suggestion and the search range.", draw_lr_vs_value),
     ("schedules", "Values of the complete trials per schedule type.", draw_schedules),
-    ("top_epochs", "Validation accuracy per epoch of the best trials.", draw_top_epochs),
+    ("top_epochs", "The study's metric per epoch (validation) of the best trials.", draw_top_epochs),
     ("top_lr_curves", "The learning rate each of the best trials used, step by step "
                       "(computed from its parameters with the training schedule formulas).", draw_top_lr_curves),
     ("lr_finder", "The LR range test run before the study: loss against learning rate.", draw_lr_finder_figure),

@@ -44,7 +44,10 @@ def trial_label(row) -> str:
 
 
 def metric_label(data: ReportData) -> str:
-    return data.metric.replace("_", " ")
+    """"val accuracy", "val MAE", "val loss": the study's metric as an axis names it."""
+    from sweep.config import metric_label as named
+
+    return named(data.metric, "val") if data.metric.startswith("val_") else data.metric.replace("_", " ")
 
 
 def focus_ylim(ax, values: np.ndarray, direction: str) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from sweep.config import metric_label
 from sweep.report.analysis import importance, stats
 from sweep.report.findings import learning_rate, scores
 from sweep.report.data.collect import ReportData
@@ -25,6 +26,11 @@ __all__ = ["Finding", "describe", "findings", "ordinal"]
 def describe(params: dict[str, Any]) -> str:
     """``cosine schedule, initial_lr 3.10e-03, warm-up 5% of the steps, ...``"""
     parts = [f"{params.get('schedule', '?')} schedule", f"initial_lr {fmt_lr(params['initial_lr'])}"]
+    if params.get("optimizer"):
+        parts.insert(0, str(params["optimizer"]))
+    for name in ("momentum", "weight_decay"):
+        if params.get(name) is not None:
+            parts.append(f"{name} {params[name]:.3g}")
     warmup = params.get("warmup_fraction")
     if warmup:
         parts.append(f"warm-up {warmup:.0%} of the steps")
@@ -46,6 +52,7 @@ def findings(data: ReportData) -> list[Finding]:
     result += learning_rate.edges(data)
     result += learning_rate.suggestion(data, best)
     result += scores.schedules(data)
+    result += _optimizers(data)
     result += _prior(data)
     result += _pruning(data)
     result += _importances(data)
@@ -67,9 +74,6 @@ def _progress(data: ReportData) -> list[Finding]:
         numbers = ", ".join(f"#{n}" for n in failed["number"])
         again = f"; {_count(len(retried), 'retry', 'retries')} ran in their place" if len(retried) else ""
         out.append(Finding(f"{_count(len(failed), 'trial')} failed ({numbers}){again}.", True))
-    for _, trial in failed[failed["dropped"].notna()].iterrows() if "dropped" in failed else []:
-        out.append(Finding(f"Trial #{trial['number']}'s configuration ({stats.trial_params(trial)}) was dropped: "
-                           f"{trial['dropped']}; another was sampled in its place.", True))
     return out
 
 
@@ -78,6 +82,24 @@ def _best(data: ReportData, best) -> Finding:
     epoch = f" at epoch {int(best['best_epoch'])} of {data.epochs}" if not pd.isna(best["best_epoch"]) and data.epochs else ""
     return Finding(f"Best: trial #{int(best['number'])} reached {data.metric} {fmt_value(best['value'])}{epoch} "
                    f"with {describe(params)}.")
+
+
+def _optimizers(data: ReportData) -> list[Finding]:
+    """Which searched optimizer won, and where each one's range test put its LR."""
+    table = data.optimizer_table
+    if table.empty or table["best"].isna().all():
+        return []
+    ranked = [r for r in table.itertuples() if r.best == r.best]
+    text = (f"Optimizers: {ranked[0].optimizer} reached the best {data.metric} ({fmt_value(ranked[0].best)}, "
+            f"{_count(int(ranked[0].complete), 'complete trial')})")
+    if len(ranked) > 1:
+        text += ", then " + ", ".join(f"{r.optimizer} ({fmt_value(r.best)}, {_count(int(r.complete), 'complete trial')})"
+                                      for r in ranked[1:])
+    tests = (data.prior or {}).get("optimizers") or {}
+    if tests:
+        text += ("; each had its own range test, suggesting " +
+                 ", ".join(f"{name} {fmt_lr(r.get('suggestion'))}" for name, r in tests.items()))
+    return [Finding(text + ".")]
 
 
 def _prior(data: ReportData) -> list[Finding]:
@@ -139,16 +161,17 @@ def _evaluations(data: ReportData) -> list[Finding]:
     if not scored:
         return []
     runs = sum(len(e.get("runs") or []) for e in scored)
-    best = max(scored, key=lambda e: e["mean"])
+    best = (max if data.direction == "maximize" else min)(scored, key=lambda e: e["mean"])
     sd = f" ± {best['sd']:.4f} (sd)" if _finite(best.get("sd")) else ""
+    test = metric_label(data.metric, "test")
     out = [Finding(f"On the test split ({_count(runs, 'retraining')} of {_count(len(scored), 'configuration')}), "
-                   f"the best mean is trial #{best.get('trial')}'s test accuracy {best['mean']:.4f}{sd}.")]
+                   f"the best mean is trial #{best.get('trial')}'s {test} {best['mean']:.4f}{sd}.")]
     ranks = stats.evaluation_ranks(data.trials, data.evaluations, data.direction)
     if len(ranks) > 1:
         flipped = sorted((v, t, n) for n, (v, t) in ranks.items() if v != t)
         if not flipped:
             out.append(Finding(f"The validation ranking holds on the test split: the {len(ranks)} evaluated "
-                               "configurations rank in the same order by mean test accuracy."))
+                               f"configurations rank in the same order by mean {test}."))
         else:
             first = min(ranks, key=lambda n: ranks[n][0])
             by_number = {e["trial"]: e for e in scored}

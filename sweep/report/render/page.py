@@ -11,6 +11,7 @@ import datetime as dt
 
 import yaml
 
+from sweep.config import metric_label
 from sweep.report.analysis import stats
 from sweep.report.render.blocks import Code, Document, Findings, Link, Paragraph, Section, Table
 from sweep.report.data.collect import ReportData
@@ -90,6 +91,22 @@ def schedule_table(data: ReportData) -> Table:
                                     f"best {data.metric}", *interval, "median", "pruned share"], rows, note)
 
 
+def optimizer_table(data: ReportData) -> Table | None:
+    """The searched optimizers side by side (None when the study trained one optimizer)."""
+    if data.optimizer_table.empty:
+        return None
+    rows = [[str(r.optimizer), str(r.trials), str(r.complete), str(r.pruned), str(r.diverged), fmt_value(r.best),
+             fmt_value(r.median), fmt_share(r.pruned_share)] for r in data.optimizer_table.itertuples()]
+    suggestions = ((data.prior or {}).get("optimizers") or {})
+    note = "Best and median over complete trials; pruned share of finished trials (diverged included)."
+    if suggestions:
+        note += " Range test per optimizer: " + "; ".join(
+            f"{name} suggested {fmt_lr(r.get('suggestion'))}, searched from {fmt_lr(r['narrowed_range'][0])} to "
+            f"{fmt_lr(r['narrowed_range'][1])}" for name, r in suggestions.items() if r.get("narrowed_range")) + "."
+    return Table("Optimizers", ["optimizer", "trials", "complete", "pruned", "diverged", f"best {data.metric}",
+                                "median", "pruned share"], rows, note)
+
+
 def top_table(data: ReportData) -> Table:
     top = stats.ranked(data.trials, data.direction).head(TOP_TABLE_ROWS)
     rows = [[str(rank), f"#{int(r['number'])}", fmt_value(r["value"]), str(r["schedule"]), fmt_lr(r["initial_lr"]),
@@ -133,7 +150,8 @@ def evaluation_table(data: ReportData) -> Table:
                      fmt_value(row.get("value")), str(validation_rank), fmt_value(e.get("mean")),
                      fmt_value(e.get("sd")), str(len(e.get("runs") or [])), str(test_rank)])
     return Table("Test-split evaluations", ["trial", "schedule", "initial_lr", f"validation {data.metric}",
-                                            "validation rank", "test accuracy (mean)", "sd", "runs", "test rank"],
+                                            "validation rank", f"{metric_label(data.metric, 'test')} (mean)", "sd",
+                                            "runs", "test rank"],
                  rows, "Each configuration retrained from scratch on training + validation images by 'sweep "
                        "evaluate' (one run per seed) and scored once on the test split; ranks among the evaluated.")
 
@@ -147,6 +165,7 @@ def study_document(data: ReportData, found: list[Finding], images: dict[str, Ima
 
     sections = [Section("Findings", [Findings(found)]),
                 Section("Schedule types", [schedule_table(data), *figure("schedules")]),
+                Section("Optimizers", [t for t in [optimizer_table(data)] if t]),
                 Section("Learning rate", [*figure("lr_vs_value"), *figure("lr_finder")]),
                 Section("Progress", figure("best_so_far"))]
     top = [top_table(data), *figure("top_epochs"), *figure("top_lr_curves"),
