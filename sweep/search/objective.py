@@ -103,8 +103,9 @@ class Objective:
         checkpoints = self.checkpoints = TrialCheckpoints(self.store, trial, identity, self.labels)
         resume = checkpoints.load() if root != trial.number else None
         history: list[EpochLog] = list(resume.history) if resume else []
-        if resume is not None:
+        if root != trial.number:  # set on every retry: one inherits its predecessor's
             trial.set_user_attr(attrs.RESUMED_FROM_EPOCH, len(history))
+        if resume is not None:
             log.info("trial %d continues trial %d from epoch %d", trial.number, root, len(history))
 
         # No checkpoint is removed here, whatever happens: the worker removes them once the

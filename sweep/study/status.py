@@ -104,6 +104,10 @@ def study_detail(name: str, storage_url: str | None = None) -> str:
         lines.extend(f"  {key}: {_fmt(value)}" for key, value in best.params.items())
     except ValueError:
         lines.append("no complete trial yet")
+    dropped = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.user_attrs.get(attrs.DROPPED)]
+    for trial in dropped:
+        lines.append(f"dropped: trial {trial.number} ({' '.join(f'{k}={_fmt(v)}' for k, v in trial.params.items())}): "
+                     f"{trial.user_attrs[attrs.DROPPED]}")
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if running:
         lines.append("running:")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 import tempfile
 import zipfile
 from pathlib import Path
@@ -91,16 +92,43 @@ def read_checkpoint(path: Path, identity: dict[str, Any]) -> ResumePoint:
 
 def read_owner(path: Path) -> dict[str, Any] | None:
     """``{"study": uuid, **labels}`` of a checkpoint archive (reading no model); None when the
-    file is not one (another artifact, or damaged)."""
+    file is not one. A file cut short (its writer killed mid-copy) has no zip directory at
+    its end, but its small leading entries are whole: they are read from their local headers."""
     try:
         with zipfile.ZipFile(path) as archive:
-            identity = json.loads(archive.read(_IDENTITY))
-            labels = json.loads(archive.read(_LABELS)) if _LABELS in archive.namelist() else {}
-    except Exception:  # noqa: BLE001 - anything but a readable checkpoint has no owner to tell
+            entries = {name: archive.read(name) for name in (_IDENTITY, _LABELS) if name in archive.namelist()}
+    except Exception:  # noqa: BLE001 - a torn archive: read what precedes the tear
+        entries = _leading_entries(Path(path))
+    try:
+        identity = json.loads(entries[_IDENTITY])
+        labels = json.loads(entries.get(_LABELS, b"{}"))
+    except (KeyError, ValueError):
         return None
     if not isinstance(identity, dict) or not isinstance(labels, dict):
         return None
     return {**labels, "study": identity.get("study")}
+
+
+def _leading_entries(path: Path) -> dict[str, bytes]:
+    """The stored (uncompressed) entries at the start of a zip file, up to the first damage."""
+    entries: dict[str, bytes] = {}
+    try:
+        with open(path, "rb") as stream:
+            while True:
+                header = stream.read(30)
+                if len(header) < 30 or header[:4] != b"PK\x03\x04":
+                    return entries
+                method, size, name_len, extra_len = (struct.unpack("<H", header[8:10])[0],
+                                                     *struct.unpack("<I", header[18:22]),
+                                                     *struct.unpack("<HH", header[26:30]))
+                name = stream.read(name_len).decode("utf-8", "replace")
+                stream.read(extra_len)
+                data = stream.read(size)
+                if method != zipfile.ZIP_STORED or len(data) < size:
+                    return entries
+                entries[name] = data
+    except OSError:
+        return entries
 
 
 def _normal(identity: dict[str, Any]) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def test_a_checkpoint_of_another_study_step_count_model_or_optimizer_is_set_asid
         objective.model_identity["train"]["optimizer"] = "sgd"
     sweep_caplog.clear()
     objective(retry)
-    assert attrs.RESUMED_FROM_EPOCH not in retry.user_attrs
+    assert retry.user_attrs[attrs.RESUMED_FROM_EPOCH] == 0
     assert [e["epoch"] for e in retry.user_attrs[attrs.HISTORY]] == [1, 2, 3]
     warnings = [r.getMessage() for r in sweep_caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and f"checkpoint {kept.name} (epoch 2) set aside" in warnings[0], warnings

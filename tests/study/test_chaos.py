@@ -53,6 +53,8 @@ class Chaos:
         self.completed: dict[int, float] = {}  # every COMPLETE trial seen, with its value then
         self.kills = 0
         self.false_recovery: int | None = None
+        self.protected: int | None = None  # the pid that must live to notice the false recovery
+        self.killed: list[int] = []  # the trial each kill interrupted
 
     def start(self, slot: int) -> None:
         log = open(self.logs / f"worker-{self.started}.log", "w")
@@ -92,7 +94,16 @@ class Chaos:
             if self.false_recovery is None and self.kills >= MIN_KILLS // 2:
                 self._fail_a_live_trial(trials)
                 continue
-            slot = self.random.randrange(len(self.workers))
+            if self.protected is not None and self._noticed():
+                self.protected = None
+            # Kill a worker while it trains (a kill during start-up costs no epochs: it measures nothing).
+            training = {int(str(t.user_attrs.get(attrs.WORKER, ":0")).rpartition(":")[2]): t for t in trials
+                        if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.EPOCHS_RUN)}
+            slots = [i for i, w in enumerate(self.workers) if w.pid in training and w.pid != self.protected]
+            if not slots:
+                continue
+            slot = self.random.choice(slots)
+            self.killed.append(training[self.workers[slot].pid].number)
             self.workers[slot].send_signal(signal.SIGKILL)
             self.workers[slot].wait()
             self.kills += 1
@@ -106,13 +117,21 @@ class Chaos:
 
     def _fail_a_live_trial(self, trials) -> None:
         """What Optuna's heartbeat check does to a trial whose heartbeat is late: fail it,
-        then enqueue the retry from what the failed trial holds (sweep.study.recovery)."""
+        then enqueue the retry from what the failed trial holds (sweep.study.recovery).
+        Its worker is then spared until it has noticed (its warning is asserted)."""
         live = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.CHECKPOINT)]
-        if live:
-            study = self.study()
-            assert fail_once(study._storage, live[0]._trial_id)
-            assert retry_trial(study, study._storage.get_trial(live[0]._trial_id)) is not None
-            self.false_recovery = live[0].number
+        if not live:
+            return
+        study = self.study()
+        if not fail_once(study._storage, live[0]._trial_id):
+            return  # it finished (or was recovered) since we looked: try another later
+        assert retry_trial(study, study._storage.get_trial(live[0]._trial_id)) is not None
+        self.false_recovery = live[0].number
+        self.protected = int(live[0].user_attrs[attrs.WORKER].rpartition(":")[2])
+
+    def _noticed(self) -> bool:
+        return any(f"trial {self.false_recovery} was failed under this worker" in p.read_text()
+                   for p in self.logs.iterdir())
 
 
 def _check_invariants(chaos: Chaos) -> dict:
@@ -130,21 +149,31 @@ def _check_invariants(chaos: Chaos) -> dict:
     roots = {root(t) for t in trials.values() if not t.user_attrs.get(attrs.SURPLUS) or "failed_trial" in t.system_attrs}
     finishes = {r: sum(root(t) == r for t in finished) for r in roots}
     assert all(count == 1 for count in finishes.values()), f"roots finished other than once: {finishes}"
-    redone = 0
+    continued = {t.system_attrs["retry_history"][-1] for t in trials.values() if "retry_history" in t.system_attrs}
+    # (one that finished between our look and the kill, or whose root died a fourth time, has none)
+    unfinished = {n for n in chaos.killed if trials[n].state not in FINISHED and not trials[n].user_attrs.get("dropped")}
+    assert unfinished <= continued, "every trial killed while it trained was retried"
+    redone = []  # per retry: epochs its predecessor had reported that it trained again
     for retry in (t for t in trials.values() if "retry_history" in t.system_attrs and t.state in FINISHED):
         before = trials[retry.system_attrs["retry_history"][-1]]
-        checkpointed = before.user_attrs.get(attrs.CHECKPOINT, {}).get("epoch", 0)
-        assert retry.user_attrs.get(attrs.RESUMED_FROM_EPOCH, 0) == checkpointed, \
-            f"trial {retry.number} resumed from another epoch than trial {before.number} reached"
-        redone += before.user_attrs.get(attrs.EPOCHS_RUN, 0) - checkpointed
+        reported = max(before.intermediate_values, default=0)
+        resumed = retry.user_attrs.get(attrs.RESUMED_FROM_EPOCH, 0)
+        redone.append(reported - resumed)
+        # A checkpoint is stored before its epoch is reported, so a retry starts at or after the
+        # last reported epoch; at most the epoch in flight while the retry was being enqueued
+        # (a late heartbeat's trial goes on training until it is failed) is trained again.
+        assert reported - resumed <= 1, f"trial {retry.number} redid epochs {resumed + 1}..{reported} of " \
+                                        f"trial {before.number}"
     false_recovered = trials[chaos.false_recovery]
     assert false_recovered.state == TrialState.FAIL
     outputs = [p.read_text() for p in sorted(chaos.logs.iterdir())]
     assert not [o for o in outputs if "Traceback" in o], "a traceback in a worker's output"
-    warned = sum("was failed under this worker" in o for o in outputs)
+    warned = sum(f"trial {chaos.false_recovery} was failed under this worker" in o for o in outputs)
+    assert warned == 1, "the worker whose trial was failed under it said so once"
     assert not list((Path(chaos.dirs[0]).parent / "checkpoints" / "chaos").iterdir()), "checkpoints left behind"
     return {"kills": chaos.kills, "workers started": chaos.started, "false recoveries noticed": warned,
-            "retries": sum("failed_trial" in t.system_attrs for t in trials.values()), "epochs redone": redone}
+            "retries": sum("failed_trial" in t.system_attrs for t in trials.values()),
+            "trials killed": len(chaos.killed), "epochs redone per retry": redone, "epochs redone": sum(redone)}
 
 
 @pytest.mark.timeout(600)

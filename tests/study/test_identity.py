@@ -241,3 +241,31 @@ def test_resume_with_other_images_of_the_same_size_is_refused_and_a_copy_is_acce
     assert snapshot(tmp_path) == before, "nothing written, nothing trained"
     copy = shutil.copytree(tmp_path / "a", tmp_path / "elsewhere")  # the same data on another path: fine
     assert main(["resume", "sized", "--n-trials", "2", "--no-report", "--set", f"data.path={copy}"]) == 0
+
+
+@pytest.mark.parametrize("change", ["model", "train_field"])
+def test_force_with_another_model_retires_the_waiting_retries_checkpoints_with_one_warning(study_raw, tmp_path,
+                                                                                          sweep_caplog, change):
+    from optuna.artifacts import upload_artifact
+
+    from sweep.storage.artifacts import open_artifact_store
+
+    study = open_study(config_from_dict(study_raw), "sqlite:///studies/tiny.db")
+    store = open_artifact_store("tiny")
+    root = study.ask()
+    (tmp_path / "trial-0-epoch-0001.zip").write_bytes(b"the old model's weights")
+    artifact = upload_artifact(artifact_store=store, file_path=str(tmp_path / "trial-0-epoch-0001.zip"),
+                               study_or_trial=root)
+    study.enqueue_trial(root.params, user_attrs={attrs.CHECKPOINT: {"artifact_id": artifact, "epoch": 1}})
+    folder = tmp_path / "studies" / "tiny" / "artifacts"
+    assert [p.name for p in folder.iterdir()] == [artifact]
+    if change == "model":
+        study_raw["model"]["dense_units"] = 33
+    else:  # any train field but steps_per_execution is part of what a checkpoint holds
+        study_raw["train"]["batch_size"] = 16
+    sweep_caplog.clear()
+    open_study(config_from_dict(study_raw), "sqlite:///studies/tiny.db", force=True)
+    retired = [r.getMessage() for r in sweep_caplog.records if "retired the checkpoints" in r.getMessage()]
+    assert len(retired) == 1 and "1 waiting trial(s) (1)" in retired[0], retired
+    assert not any(folder.iterdir())
+    assert study.get_trials(states=(TrialState.WAITING,))[0].user_attrs[attrs.CHECKPOINT] is None

@@ -195,6 +195,7 @@ def trials_frame(
             "prune_reason": (ua.get(attrs.PRUNE_REASON) or "pruned") if t.state.name == "PRUNED" else None,
             "seeded_by_prior": bool(ua.get(attrs.SEEDED_BY_PRIOR, False)),
             "retried_from": t.system_attrs.get("failed_trial"),
+            "dropped": ua.get(attrs.DROPPED),  # why its configuration was given up (worker deaths)
             "resumed_from_epoch": ua.get(attrs.RESUMED_FROM_EPOCH),
             "seed": ua.get(attrs.SEED),
             "total_steps": ua.get(attrs.TOTAL_STEPS, default_total_steps),

@@ -74,6 +74,9 @@ def _progress(data: ReportData) -> list[Finding]:
         numbers = ", ".join(f"#{n}" for n in failed["number"])
         again = f"; {_count(len(retried), 'retry', 'retries')} ran in their place" if len(retried) else ""
         out.append(Finding(f"{_count(len(failed), 'trial')} failed ({numbers}){again}.", True))
+    for _, trial in failed[failed["dropped"].notna()].iterrows() if "dropped" in failed else []:
+        out.append(Finding(f"Trial #{trial['number']}'s configuration ({stats.trial_params(trial)}) was dropped: "
+                           f"{trial['dropped']}; another was sampled in its place.", True))
     return out
 
 
