@@ -111,8 +111,8 @@ def prepare() -> None:
     from sweep.study.session import quiet_optuna
 
     quiet_tensorflow()
-    quiet_optuna()
     import_keras_quietly()
+    quiet_optuna()
 
 
 def _in_process(study, url: str, config, deadline: float | None, bar, on_epoch) -> None:
