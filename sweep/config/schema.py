@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from sweep.config.families import DEFAULT_SCHEDULES, DecayShape, ScheduleName
 
-SCHEDULES = ("constant", "exponential", "step", "cosine", "linear")
-DECAY_SCHEDULES = ("exponential", "step")
 OBJECTIVES = ("best", "last", "mean_last3")  # study.objective: what of a trial's epochs is its value
 PARAMS_KEY = "params"  # best_config.yaml: trial parameters beside the config sections
 STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
@@ -23,8 +22,6 @@ MAX_WORKERS = 64  # worker processes on one machine; also bounds --workers
 MAX_INITIAL_LR = 1e3  # beyond any useful LR; TrialParams refuses more, so the search range must too
 # model.builder and data.loader: "module:function", a dotted module path and a function name.
 ENTRY_POINT_PATTERN = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", re.ASCII)
-
-ScheduleName = Literal["constant", "exponential", "step", "cosine", "linear"]
 
 # train.optimizer and search.optimizers: Keras optimizers by these names (sweep.training.optimizers).
 OPTIMIZERS = ("adam", "adamw", "sgd", "nadam", "rmsprop", "lion", "schedule_free_adamw")
@@ -246,10 +243,21 @@ class TrainConfig(_Section):
 
 class SearchConfig(_Section):
     initial_lr: PositiveFloatRange = PositiveFloatRange(low=1.0e-5, high=1.0)
-    schedules: list[ScheduleName] = Field(default=list(SCHEDULES), min_length=1)
+    schedules: list[ScheduleName] = Field(default=list(DEFAULT_SCHEDULES), min_length=1)
     decay_rate: FloatRange = FloatRange(low=0.5, high=0.99)
     decay_steps: IntRange = IntRange(low=50, high=5000)
     warmup_fraction: FloatRange = FloatRange(low=0.0, high=0.3)
+    # The families' own parameters (sweep.config.families), each searched only for its family.
+    pct_start: FloatRange = FloatRange(low=0.1, high=0.5)  # one_cycle; PyTorch 0.3, fastai 0.25
+    decay_fraction: FloatRange = FloatRange(low=0.1, high=0.5)  # wsd: the cool-down's share
+    decay_shapes: list[DecayShape] = Field(default=["linear", "cosine", "sqrt"], min_length=1)  # wsd
+    restart_fraction: FloatRange = FloatRange(low=0.1, high=0.5)  # cosine_restarts: the first period
+    t_mul: float | FloatRange = 2.0  # cosine_restarts: a number is fixed, {low, high} searched
+    m_mul: float | FloatRange = 1.0
+    power: PositiveFloatRange = PositiveFloatRange(low=0.5, high=3.0)  # polynomial; 1 is linear
+    # Every decaying family's floor as a fraction of initial_lr (Keras' alpha), searched over 0 and
+    # a half-decade grid from low to high (families.min_lr_ratio_choices); null: no floor.
+    min_lr_ratio: FloatRange | None = FloatRange(low=1.0e-3, high=0.1)
     # Searched optimizers (trial parameter "optimizer"); null: train.optimizer alone, not searched.
     optimizers: list[OptimizerName] | None = Field(default=None, min_length=1)
     # Searched momentum (trial parameter "momentum", for MOMENTUM_OPTIMIZERS only); null: not searched.
@@ -271,11 +279,22 @@ class SearchConfig(_Section):
             raise ValueError(f"momentum must lie in [0, 1], got [{value.low}, {value.high}]")
         return value
 
-    @field_validator("schedules")
+    @field_validator("schedules", "decay_shapes")
     @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
+    def _unique(cls, value: list[str], info: ValidationInfo) -> list[str]:
         if len(set(value)) != len(value):
-            raise ValueError(f"schedules must not repeat, got {value}")
+            raise ValueError(f"{info.field_name} must not repeat, got {value}")
+        return value
+
+    @field_validator("pct_start", "decay_fraction", "restart_fraction", "t_mul", "m_mul", "min_lr_ratio")
+    @classmethod
+    def _family_bounds(cls, value: float | FloatRange | None, info: ValidationInfo) -> float | FloatRange | None:
+        if value is None:
+            return value
+        low, high = (value, value) if isinstance(value, float) else (value.low, value.high)
+        lo, hi, interval = _FAMILY_BOUNDS[info.field_name]
+        if not (lo(low) and hi(high)):
+            raise ValueError(f"{info.field_name} must lie in {interval}, got {value if isinstance(value, float) else [low, high]}")
         return value
 
     @field_validator("initial_lr")
@@ -298,6 +317,16 @@ class SearchConfig(_Section):
         if not (0 <= value.low and value.high < 1):
             raise ValueError(f"warmup_fraction must lie in [0, 1), got [{value.low}, {value.high}]")
         return value
+
+
+_FAMILY_BOUNDS = {  # (low ok, high ok, the interval in words)
+    "pct_start": (lambda v: v > 0, lambda v: v < 1, "(0, 1)"),
+    "decay_fraction": (lambda v: v > 0, lambda v: v <= 1, "(0, 1]"),
+    "restart_fraction": (lambda v: v > 0, lambda v: v <= 1, "(0, 1]"),
+    "t_mul": (lambda v: v >= 1, lambda v: v <= 10, "[1, 10]"),
+    "m_mul": (lambda v: v > 0, lambda v: v <= 1, "(0, 1]"),
+    "min_lr_ratio": (lambda v: v > 0, lambda v: v < 1, "(0, 1) (0 itself is always searched)"),
+}
 
 
 class LRFinderConfig(_Section):

@@ -32,12 +32,13 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from sweep.config import DECAY_SCHEDULES, Config
+from sweep.config import Config
+from sweep.search.space import family_distributions
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,15 @@ STARTUP_TRIALS = 10
 # Ratios of the seed trials to the suggestion, in enqueue order (the first k are used).
 SEED_RATIOS = (1.0 / 3.0, 1.0, 3.0)
 # When the search leaves out ``lr_finder.seed_schedule``, the seed trials use the first
-# schedule of this list that it allows: anneal to zero first, then hold, then decay.
-SEED_SCHEDULE_PREFERENCE = ("cosine", "linear", "constant", "exponential", "step")
+# schedule of this list that it allows: anneal to zero first (one_cycle: fastai's pairing
+# with the range test), then hold and decay, then restart, then hold, then decay.
+SEED_SCHEDULE_PREFERENCE = ("cosine", "linear", "one_cycle", "wsd", "polynomial", "cosine_restarts", "constant",
+                            "exponential", "step")
+# The seed trials' family parameters: the practitioners' defaults (clipped into the space), so
+# that a seed tests the LR, not the curve. PyTorch's pct_start 0.3; Hägele et al.'s 20 %
+# cool-down with 1-sqrt; power 1 (linear); no floor (the classic curves). Others: mid-range.
+SEED_FAMILY_VALUES: dict[str, Any] = {"pct_start": 0.3, "decay_fraction": 0.2, "decay_shape": "sqrt",
+                                      "power": 1.0, "min_lr_ratio": 0.0}
 # Rejection sampling of the truncated log-normal: the stored range holds at least a few
 # percent of its mass in any sane case; past this many tries we fall back to log-uniform.
 _MAX_REJECTION_TRIES = 1000
@@ -147,8 +155,9 @@ def seed_lrs(suggestion: float, low: float, high: float, k: int) -> list[float]:
 
 
 def seed_params(lr: float, space: dict, schedule: str) -> dict[str, Any]:
-    """Trial params testing ``lr`` with ``schedule`` (or the closest one the space allows),
-    no warmup and mid-range decay."""
+    """Trial params testing ``lr`` as the peak of ``schedule`` (or the closest one the space
+    allows), no warmup, the family's usual parameters (``SEED_FAMILY_VALUES``; mid-range for the
+    rest: the middle of decay_rate, the geometric middle of decay_steps)."""
     if schedule not in space["schedules"]:
         schedule = next(s for s in SEED_SCHEDULE_PREFERENCE if s in space["schedules"])
     params: dict[str, Any] = {
@@ -156,11 +165,16 @@ def seed_params(lr: float, space: dict, schedule: str) -> dict[str, Any]:
         "schedule": schedule,
         "warmup_fraction": _clip(0.0, space["warmup_fraction"]),
     }
-    if schedule in DECAY_SCHEDULES:
-        # Mid-range decay: the seed trial tests the LR, not the decay.
-        rate, steps = space["decay_rate"], space["decay_steps"]
-        params["decay_rate"] = (rate["low"] + rate["high"]) / 2.0
-        params["decay_steps"] = int(round(math.sqrt(steps["low"] * steps["high"])))
+    for name, dist in family_distributions(space, schedule).items():
+        if isinstance(dist, CategoricalDistribution):
+            wanted = SEED_FAMILY_VALUES.get(name)
+            params[name] = wanted if wanted in dist.choices else dist.choices[0]
+        elif name in SEED_FAMILY_VALUES:
+            params[name] = _clip(SEED_FAMILY_VALUES[name], {"low": dist.low, "high": dist.high})
+        elif isinstance(dist, IntDistribution):
+            params[name] = int(round(math.sqrt(dist.low * dist.high)))
+        else:
+            params[name] = (dist.low + dist.high) / 2.0
     return params
 
 

@@ -32,7 +32,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sweep import attrs
-from sweep.config import Config
+from sweep.config import Config, family_terms
 from sweep.errors import DISK_FULL_ERRNOS, CheckpointStoreError, TrainingError, TrialTakenOver
 from sweep.storage.artifacts import open_artifact_store
 from sweep.storage.database import make_storage, mask_url, storage_key
@@ -251,9 +251,7 @@ def _describe(params: dict) -> str:
     parts = [f"{params.get('schedule')}", f"lr {params.get('initial_lr', math.nan):.2e}"]
     if params.get("warmup_fraction"):
         parts.append(f"warmup {params['warmup_fraction']:.2f}")
-    if "decay_rate" in params:
-        parts.append(f"decay {params['decay_rate']:.2f}/{params['decay_steps']}")
-    return " ".join(parts)
+    return " ".join(parts + family_terms(params))
 
 
 def _log_progress(study: optuna.Study, worker_index: int) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sweep.config import DECAY_SCHEDULES, MAX_INITIAL_LR, MOMENTUM_OPTIMIZERS, OptimizerName, ScheduleName
+from sweep.config import (FAMILY_PARAMS, MAX_INITIAL_LR, MOMENTUM_OPTIMIZERS, OPTIONAL_PARAMS, SCHEDULE_PARAMS,
+                          DecayShape, OptimizerName, ScheduleName)
 from sweep.errors import ConfigError
 
 
@@ -24,8 +25,18 @@ class TrialParams(BaseModel):
     initial_lr: float = Field(gt=0, le=MAX_INITIAL_LR)
     schedule: ScheduleName = "constant"
     warmup_fraction: float = Field(default=0.0, ge=0, lt=1)
+    # Each family's own parameters (sweep.config.families.FAMILY_PARAMS); None where it has none.
     decay_rate: float | None = Field(default=None, gt=0, le=1)
     decay_steps: int | None = Field(default=None, ge=1)
+    pct_start: float | None = Field(default=None, gt=0, lt=1)
+    decay_fraction: float | None = Field(default=None, gt=0, le=1)
+    decay_shape: DecayShape | None = None
+    restart_fraction: float | None = Field(default=None, gt=0, le=1)
+    t_mul: float | None = Field(default=None, ge=1, le=10)
+    m_mul: float | None = Field(default=None, gt=0, le=1)
+    power: float | None = Field(default=None, gt=0, le=100)
+    min_lr_ratio: float | None = Field(default=None, ge=0, lt=1)
+
     # Set only where the study searches them (search.optimizers, search.momentum,
     # search.weight_decay); otherwise train.optimizer and train.optimizer_args apply.
     optimizer: OptimizerName | None = None
@@ -33,19 +44,24 @@ class TrialParams(BaseModel):
     weight_decay: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
-    def _decay_params_match_schedule(self) -> TrialParams:
-        needs_decay = self.schedule in DECAY_SCHEDULES
-        given = self.decay_rate is not None, self.decay_steps is not None
-        if needs_decay and not all(given):
-            raise ValueError(f"schedule {self.schedule!r} needs decay_rate and decay_steps")
-        if not needs_decay and any(given):
-            raise ValueError(f"decay_rate and decay_steps apply only to {' and '.join(DECAY_SCHEDULES)}")
+    def _params_match_schedule(self) -> TrialParams:
+        required = FAMILY_PARAMS[self.schedule]
+        missing = [name for name in required if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"schedule {self.schedule!r} needs {' and '.join(required)}")
+        allowed = set(required) | set(OPTIONAL_PARAMS[self.schedule])
+        for name in SCHEDULE_PARAMS:
+            if getattr(self, name) is not None and name not in allowed:
+                users = [s for s in FAMILY_PARAMS if name in FAMILY_PARAMS[s] or name in OPTIONAL_PARAMS[s]]
+                where = (f"only to {' and '.join(users)}" if len(users) < 4
+                         else f"to every schedule but {', '.join(s for s in FAMILY_PARAMS if s not in users)}")
+                raise ValueError(f"{name} applies {where}, not to {self.schedule!r}")
         if self.momentum is not None and self.optimizer is not None and self.optimizer not in MOMENTUM_OPTIMIZERS:
             raise ValueError(f"momentum applies only to {' and '.join(MOMENTUM_OPTIMIZERS)}, not {self.optimizer!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """The Optuna-style params dict: decay keys only where the schedule uses them."""
+        """The Optuna-style params dict: a family's keys only where the schedule uses them."""
         return self.model_dump(exclude_none=True)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import optuna
 import pytest
 
-from sweep.config import config_from_dict
+from sweep.config import SearchConfig, config_from_dict
 from sweep.search.prior import (
     SIGMA_DECADES,
     PriorWeightedSampler,
@@ -14,6 +14,8 @@ from sweep.search.prior import (
     plan_prior,
     seed_lrs,
 )
+from sweep.search.space import space_from_config
+from sweep.training.params import TrialParams
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -204,3 +206,18 @@ def test_build_sampler_kinds():
     assert isinstance(wrapped.base, optuna.samplers.TPESampler)
     with pytest.raises(ValueError, match="suggestion"):
         PriorWeightedSampler(optuna.samplers.RandomSampler(), suggestion=0.0)
+
+
+def test_seed_trials_of_the_new_families_use_the_usual_recipe_at_the_suggested_peak():
+    families = space_from_config(SearchConfig(schedules=["one_cycle", "wsd", "cosine_restarts", "polynomial"]))
+    _, _, seeds = plan_prior(_config(seed_trials=2), families, _lr_result(1e-3))
+    assert [s["schedule"] for s in seeds] == ["one_cycle"] * 2  # cosine absent: fastai's pairing
+    assert seeds[1] == {"initial_lr": pytest.approx(1e-3), "schedule": "one_cycle", "warmup_fraction": 0.0,
+                        "pct_start": 0.3, "min_lr_ratio": 0.0}
+    for schedule, expected in [("wsd", {"decay_fraction": 0.2, "decay_shape": "sqrt", "min_lr_ratio": 0.0}),
+                               ("cosine_restarts", {"restart_fraction": 0.3, "t_mul": 2.0, "m_mul": 1.0,
+                                                    "min_lr_ratio": 0.0}),
+                               ("polynomial", {"power": 1.0, "min_lr_ratio": 0.0})]:
+        _, _, (seed,) = plan_prior(_config(seed_schedule=schedule, seed_trials=1), families, _lr_result(1e-3))
+        assert {k: v for k, v in seed.items() if k not in ("initial_lr", "schedule", "warmup_fraction")} == expected
+        TrialParams(**seed)  # a valid trial
