@@ -13,7 +13,8 @@ all in user attrs, and readers take both)
   sections) user attrs; ``read_config`` joins them.
 - ``SEARCH_SPACE``: the search ranges the study uses from creation on:
   ``{"initial_lr": {"low", "high"}, "schedules": [...], "decay_rate": {...},
-  "decay_steps": {...}, "warmup_fraction": {...}}`` (initial_lr narrowed by the prior).
+  "decay_steps": {...}, "warmup_fraction": {...}, ...}`` with each family's ranges
+  (``sweep.search.space``; initial_lr narrowed by the prior).
 - ``LR_FINDER`` (shown): the range test's summary (method, suggestion, lower, upper,
   seconds, suggestions, num_steps, diverged_at, batch_size, seed) and ``artifact_id``: its
   full result with the curves (GUIDE §1 keys plus smoothed) is the study artifact

@@ -19,7 +19,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from sweep import attrs
-from sweep.config import SCHEDULES, config_from_dict
+from sweep.config import DEFAULT_SCHEDULES as SCHEDULES, config_from_dict
 
 BEST_LOG_LR = math.log10(3e-3)
 SCHEDULE_BONUS = {"constant": 0.0, "exponential": 0.003, "step": 0.004, "cosine": 0.012, "linear": 0.008}

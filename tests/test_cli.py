@@ -146,3 +146,21 @@ def test_status_accepts_url_hash_name_and_shows_absolute_sqlite_paths(tmp_path, 
     assert row[:2] == ["fake", f"sqlite:///{tmp_path / 'studies' / 'fake.db'}"]
     assert main(["status", "--help"]) == 0
     assert "default: study.storage" not in capsys.readouterr().out
+
+
+def test_train_one_cycle_without_initial_lr_peaks_at_the_range_tests_suggestion(tmp_path, capsys):
+    """Issue 21's acceptance: over 5 epochs the LR rises, then falls below a fifth of its peak."""
+    import re
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text("study: {name: tiny}\ndata: {source: synthetic, limit: 200, validation_fraction: 0.2}\n"
+                      "model: {filters: [2], dense_units: 8}\ntrain: {epochs: 5, batch_size: 32}\n"
+                      "lr_finder: {num_steps: 10}\n")
+    assert main(["train", str(config), "--params", '{"schedule": "one_cycle", "pct_start": 0.3}']) == 0
+    out = capsys.readouterr().out
+    suggestion = float(re.search(r"range test suggests (\S+)", out).group(1))
+    lrs = [float(v) for v in re.findall(r"epoch +\d+/5 .* lr (\S+)", out)]
+    assert len(lrs) == 5 and lrs[1] > lrs[0]  # epoch 2 ends just past the peak (30 % of training)
+    peak = max(lrs)
+    assert lrs.index(peak) == 1 and peak == pytest.approx(suggestion, rel=0.1)
+    assert all(b < a for a, b in zip(lrs[1:], lrs[2:])) and lrs[-1] < peak / 5

@@ -1,6 +1,6 @@
 import pytest
 
-from sweep.config import SCHEDULES, Config, apply_overrides, config_from_dict, load_config
+from sweep.config import DEFAULT_SCHEDULES as SCHEDULES, Config, apply_overrides, config_from_dict, load_config
 from sweep.errors import ConfigError
 
 
@@ -62,6 +62,13 @@ def test_every_objective_is_accepted_and_others_are_refused(write_config):
         load_config(write_config("study: {name: a}\n"), ["study.objective=mean"])
 
 
+def test_family_ranges_fixed_or_searched(write_config):
+    c = load_config(write_config("search: {schedules: [one_cycle, cosine_restarts], t_mul: {low: 1.0, high: 3.0}, "
+                                 "min_lr_ratio: null}\n"), ["search.m_mul=0.8"])
+    assert c.search.t_mul.high == 3.0 and c.search.m_mul == 0.8 and c.search.min_lr_ratio is None
+    assert config_from_dict(c.to_dict()) == c
+
+
 def test_round_trip_through_dict():
     c = config_from_dict({"study": {"name": "rt"}, "train": {"epochs": 2}})
     assert config_from_dict(c.to_dict()) == c
@@ -89,6 +96,13 @@ def test_round_trip_through_dict():
         ("study: {name: ok}\n", ["study.name.x=3"], "study.name is a value"),
         ("study: {name: ok}\n", ["train.epochz=3"], "train.epochz: unknown key"),
         ("- just\n- a list\n", [], "expected a mapping"),
+        ("search: {pct_start: {low: 0.1, high: 1.0}}\n", [], "pct_start must lie in (0, 1)"),
+        ("search: {decay_shapes: [sqrt, sqrt]}\n", [], "decay_shapes must not repeat"),
+        ("search: {decay_shapes: [exp]}\n", [], "search.decay_shapes.0"),
+        ("search: {t_mul: 0.5}\n", [], "t_mul must lie in [1, 10]"),
+        ("search: {m_mul: {low: 0.5, high: 2.0}}\n", [], "m_mul must lie in (0, 1]"),
+        ("search: {min_lr_ratio: {low: 0.0, high: 0.1}}\n", [], "0 itself is always searched"),
+        ("lr_finder: {seed_schedule: sawtooth}\n", [], "lr_finder.seed_schedule"),
     ],
 )
 def test_invalid_configs_name_the_field(write_config, text, overrides, fragment):

@@ -16,7 +16,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="JSON_OR_FILE",
         help='trial parameters as JSON, e.g. \'{"initial_lr": 0.001, "schedule": "cosine", '
         '"warmup_fraction": 0.1}\', or a JSON file or a best_config.yaml '
-        "(default: the params: of CONFIG when it is a report's best_config.yaml)",
+        "(default: the params: of CONFIG when it is a report's best_config.yaml); without initial_lr, "
+        "the LR range test's suggestion is the peak (as fastai's fit_one_cycle after lr_find)",
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: study.seed)")
 
@@ -36,10 +37,13 @@ def _params_of(config_path: str) -> str:
          ("sweep train configs/quickstart.yaml --params '{\"initial_lr\": 3e-3, \"schedule\": \"cosine\"}'",
           "sweep train results/quickstart/best_config.yaml --params results/quickstart/best_config.yaml"))
 def _train(args: argparse.Namespace) -> int:
-    from sweep.training.params import parse_params
+    from sweep.training.params import params_from_dict, read_params
 
     config = load_run_config(args)
-    params = parse_params(args.params if args.params is not None else _params_of(args.config))
+    raw, source = read_params(args.params if args.params is not None else _params_of(args.config))
+    find_lr = isinstance(raw, dict) and "initial_lr" not in raw and config.lr_finder.enabled
+    # Refuse bad params before loading anything (a placeholder stands for the range test's LR).
+    params = params_from_dict({**raw, "initial_lr": 1e-3} if find_lr else raw, source)
     seed = config.study.seed if args.seed is None else args.seed
 
     from sweep.training.data import load_dataset
@@ -49,6 +53,13 @@ def _train(args: argparse.Namespace) -> int:
 
     check_compile(config)  # a misspelt optimizer argument, loss or metric: one line, before the data loads
     data = load_dataset(config.data, config.study.seed, config.study.code_dir)
+    if find_lr:
+        from sweep.search.lr_finder import run_range_test
+
+        found = run_range_test(config, data, seed=seed)
+        print(f"no initial_lr given: the LR range test suggests {found.suggestion:.3g} ({found.method}), "
+              "used as the schedule's peak", flush=True)
+        params = params_from_dict({**raw, "initial_lr": float(found.suggestion)}, source)
     print(f"training {params.to_dict()} on {data.num_train} images, validating on {len(data.y_val)}", flush=True)
 
     from sweep.training.model import model_name

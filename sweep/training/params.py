@@ -83,6 +83,11 @@ def params_from_dict(raw: Any, source: str = "params") -> TrialParams:
 
 def parse_params(text_or_path: str) -> TrialParams:
     """Read ``--params``: inline JSON, or the path of a JSON or YAML file holding it."""
+    return params_from_dict(*read_params(text_or_path))
+
+
+def read_params(text_or_path: str) -> tuple[Any, str]:
+    """``--params`` as read, not yet validated, and where it came from (for messages)."""
     text = text_or_path.strip()
     if text.startswith("{"):
         source = "--params"
@@ -102,9 +107,8 @@ def parse_params(text_or_path: str) -> TrialParams:
             # best_config.yaml holds a whole config with the parameters under "params".
             if isinstance(raw, dict) and "params" in raw:
                 raw = raw["params"]
-            return params_from_dict(raw, source)
+            return raw, source
     try:
-        raw = json.loads(text)
+        return json.loads(text), source
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}: invalid JSON: {exc.msg} at column {exc.colno}") from None
-    return params_from_dict(raw, source)

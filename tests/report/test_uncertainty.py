@@ -10,7 +10,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from sweep import attrs
-from sweep.config import SCHEDULES
+from sweep.config import DEFAULT_SCHEDULES as SCHEDULES
 from sweep.report.analysis import importance, uncertainty
 from sweep.report.data.collect import collect, validation_size
 from sweep.report.findings.summary import findings
