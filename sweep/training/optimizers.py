@@ -20,7 +20,6 @@ its compiled step as state.
 from __future__ import annotations
 
 import inspect
-import math
 from typing import Any
 
 import keras
@@ -29,7 +28,7 @@ from keras import ops
 from sweep.config import MOMENTUM_OPTIMIZERS, Config
 from sweep.errors import ConfigError
 from sweep.training.params import TrialParams
-from sweep.training.schedule_math import warmup_steps
+from sweep.training.schedule_math import one_cycle, warmup_steps
 
 DEFAULT_PCT_START = 0.3  # one_cycle's pct_start when a trial leaves it out (PyTorch's and schedule_math's)
 
@@ -110,12 +109,7 @@ def cycled_momentum(step: Any, warmup: Any, pct_start: Any, total: Any) -> Any:
     step = ops.cast(step, "float32")
     warmup, pct_start = ops.cast(warmup, "float32"), ops.cast(pct_start, "float32")
     progress = ops.clip((step - warmup) / ops.maximum(ops.cast(total, "float32") - warmup, 1.0), 0.0, 1.0)
-    span = MOMENTUM_HIGH - MOMENTUM_LOW
-    rising = progress / ops.maximum(pct_start, 1e-12)
-    falling = (progress - pct_start) / ops.maximum(1.0 - pct_start, 1e-12)
-    down = MOMENTUM_LOW + span * (1.0 + ops.cos(math.pi * ops.minimum(rising, 1.0))) / 2.0
-    up = MOMENTUM_HIGH - span * (1.0 + ops.cos(math.pi * ops.clip(falling, 0.0, 1.0))) / 2.0
-    return ops.where(progress < pct_start, down, up)
+    return one_cycle(ops, progress, pct_start, MOMENTUM_HIGH, MOMENTUM_LOW, MOMENTUM_HIGH)
 
 
 @keras.saving.register_keras_serializable(package="sweep")
