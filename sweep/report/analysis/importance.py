@@ -1,6 +1,7 @@
 """Parameter importances that respect the conditional search space.
 
-``decay_rate`` and ``decay_steps`` exist only in exponential and step trials. Ranking
+Each schedule family's parameters (``decay_rate`` and ``decay_steps``, ``pct_start``,
+``min_lr_ratio``, ...) exist only in that family's trials. Ranking
 them on every trial (as ``optuna.importance.get_param_importances`` does on a whole
 study) lets two or three trials decide a headline number. Here each parameter is
 scored only over the COMPLETE trials that have it, and not at all under
@@ -9,8 +10,9 @@ scored only over the COMPLETE trials that have it, and not at all under
 The evaluator is Optuna's ``PedAnovaImportanceEvaluator`` (PED-ANOVA: how differently
 a parameter is distributed among the top trials than among all of them). It scores
 each parameter on its own, so per-parameter subsets are comparable; the raw scores are
-then normalised to shares over the parameters ranked. Per schedule type, initial_lr
-and warmup_fraction are scored the same way within that type's trials.
+then normalised to shares over the parameters ranked. Per schedule type, initial_lr,
+warmup_fraction and the family's own parameters are scored the same way within that type's
+trials.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import warnings
 
 import optuna
 import pandas as pd
+
+from sweep.config import FAMILY_PARAMS, OPTIONAL_PARAMS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,8 @@ def importances(trials: list[optuna.trial.FrozenTrial], direction: str) -> pd.Da
     for schedule in schedules:
         group = [t for t in done if t.params.get("schedule") == schedule]
         if len(group) >= MIN_TRIALS:
-            rows += _scope(schedule, group, [p for p in PER_SCHEDULE_PARAMS if p in names], direction)
+            own = (*PER_SCHEDULE_PARAMS, *FAMILY_PARAMS.get(schedule, ()), *OPTIONAL_PARAMS.get(schedule, ()))
+            rows += _scope(schedule, group, [p for p in own if p in names], direction)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -17,12 +17,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sweep.config import SCHEDULE_PARAMS
 from sweep.report.analysis import uncertainty
 from sweep.training.schedule_math import learning_rates
 
 log = logging.getLogger(__name__)
 
-PARAMS = ("initial_lr", "schedule", "warmup_fraction", "decay_rate", "decay_steps")
+PARAMS = ("initial_lr", "schedule", "warmup_fraction", "decay_rate", "decay_steps")  # trials.csv's first columns
+# Every trial parameter: each schedule family's and the searched optimizer's too.
+TRIAL_PARAMS = (*PARAMS, *(p for p in SCHEDULE_PARAMS if p not in PARAMS), "optimizer", "momentum", "weight_decay")
+_TEXT_PARAMS = ("schedule", "decay_shape", "optimizer")
 # A curve of more points than this is sampled: the PNG cannot show more anyway.
 MAX_CURVE_POINTS = 2000
 
@@ -100,14 +104,23 @@ def schedule_summary(frame: pd.DataFrame, schedules: list[str], direction: str,
 
 
 def trial_params(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The Optuna params of a trials-table row (decay keys only where the schedule has them)."""
+    """The Optuna params of a trials-table row (a family's keys only where its schedule has them)."""
     params: dict[str, Any] = {}
-    for key in PARAMS:
+    for key in TRIAL_PARAMS:
         value = row.get(key)
         if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
             continue
-        params[key] = int(value) if key == "decay_steps" else value if key == "schedule" else float(value)
+        params[key] = int(value) if key == "decay_steps" else str(value) if key in _TEXT_PARAMS else float(value)
     return params
+
+
+def lr_curve_rows(frame: pd.DataFrame, direction: str, top: int) -> pd.DataFrame:
+    """The trials whose LR curves a report draws: the ``top`` best, then the best of each schedule
+    family not among them, so that every family the study completed a trial of is drawn."""
+    done = ranked(frame, direction)
+    shown = done.head(top)
+    others = done[~done["schedule"].isin(set(shown["schedule"]))].drop_duplicates("schedule")
+    return pd.concat([shown, others]) if len(others) else shown
 
 
 def lr_curves(top: pd.DataFrame, steps_per_epoch: int | None) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -143,7 +143,7 @@ def collect(study: optuna.Study, storage_url: str = "") -> ReportData:
         best_by_time=stats.best_so_far(frame, direction, by="elapsed_s"),
         schedule_table=stats.schedule_summary(frame, schedules, direction, accuracy_n),
         top=top,
-        lr_curves=stats.lr_curves(top, steps_per_epoch),
+        lr_curves=stats.lr_curves(stats.lr_curve_rows(frame, direction, TOP_K), steps_per_epoch),
         top_curves=_metric_curves(trials, top["number"].tolist(), metric, curves),
         optimizer_table=stats.optimizer_summary(frame, direction, accuracy_n),
         importances=found,

@@ -36,19 +36,23 @@ def draw_top_lr_curves(data: ReportData) -> Figure | None:
         return None
     fig = Figure(figsize=WIDE, layout="constrained")
     ax = fig.subplots()
-    for i, (_, row) in enumerate(data.top.iterrows()):
-        curve = data.lr_curves.get(int(row["number"]))
-        if curve is not None:
-            x, lr = curve
-            keep = lr > 0  # warm-up starts at 0, which a log axis cannot show
-            ax.plot(x[keep], lr[keep], color=color(row["schedule"]), linestyle=LINESTYLES[i % len(LINESTYLES)],
-                    linewidth=1.6, label=trial_label(row))
+    rows = data.trials.set_index("number", drop=False)
+    top = set(data.top["number"])
+    for i, number in enumerate(data.lr_curves):  # the top trials, then each other family's best
+        row = rows.loc[number]
+        x, lr = data.lr_curves[number]
+        keep = lr > 0  # warm-up starts at 0, which a log axis cannot show
+        label = trial_label(row) + ("" if number in top else " (its family's best)")
+        ax.plot(x[keep], lr[keep], color=color(row["schedule"]), linestyle=LINESTYLES[i % len(LINESTYLES)],
+                linewidth=1.6 if number in top else 1.0, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("epoch" if data.steps_per_epoch else "optimizer step")
     ax.set_ylabel("learning rate")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize="small", loc="lower left")
-    ax.set_title(f"Learning rate over training of the top {len(data.lr_curves)} trials")
+    extra = len(data.lr_curves) - len(top & set(data.lr_curves))
+    more = f", and the best of {extra} other schedule famil{'y' if extra == 1 else 'ies'}" if extra else ""
+    ax.set_title(f"Learning rate over training of the top {len(top & set(data.lr_curves))} trials{more}")
     return fig
 
 

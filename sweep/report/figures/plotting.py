@@ -14,7 +14,8 @@ from sweep.report.data.collect import ReportData
 DPI = 100
 WIDE = (10, 4.2)
 SCHEDULE_COLORS = {"constant": "#1f77b4", "exponential": "#ff7f0e", "step": "#2ca02c",
-                   "cosine": "#d62728", "linear": "#9467bd"}
+                   "cosine": "#d62728", "linear": "#9467bd", "one_cycle": "#8c564b", "wsd": "#e377c2",
+                   "cosine_restarts": "#17becf", "polynomial": "#bcbd22"}
 BEST_COLOR = "#111111"
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1))]
 MARKERS = ["o", "s", "^", "D", "v"]

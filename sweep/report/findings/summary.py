@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from sweep.config import metric_label
+from sweep.config import family_terms, metric_label
 from sweep.report.analysis import importance, stats
 from sweep.report.findings import learning_rate, scores
 from sweep.report.data.collect import ReportData
@@ -34,9 +34,7 @@ def describe(params: dict[str, Any]) -> str:
     warmup = params.get("warmup_fraction")
     if warmup:
         parts.append(f"warm-up {warmup:.0%} of the steps")
-    if "decay_rate" in params:
-        parts.append(f"decay_rate {params['decay_rate']:.3f} per {params.get('decay_steps')} steps")
-    return ", ".join(parts)
+    return ", ".join(parts + family_terms(params))
 
 
 def findings(data: ReportData) -> list[Finding]:

@@ -11,7 +11,7 @@ import datetime as dt
 
 import yaml
 
-from sweep.config import metric_label
+from sweep.config import family_terms, metric_label
 from sweep.report.analysis import stats
 from sweep.report.render.blocks import Code, Document, Findings, Link, Paragraph, Section, Table
 from sweep.report.data.collect import ReportData
@@ -110,12 +110,12 @@ def optimizer_table(data: ReportData) -> Table | None:
 def top_table(data: ReportData) -> Table:
     top = stats.ranked(data.trials, data.direction).head(TOP_TABLE_ROWS)
     rows = [[str(rank), f"#{int(r['number'])}", fmt_value(r["value"]), str(r["schedule"]), fmt_lr(r["initial_lr"]),
-             fmt_fixed(r["warmup_fraction"]), fmt_float(r["decay_rate"]), fmt_int(r["decay_steps"]),
+             fmt_fixed(r["warmup_fraction"]), ", ".join(family_terms(stats.trial_params(r))),
              fmt_int(r["best_epoch"]), fmt_int(r["epochs_run"]), fmt_float(r["train_s"]),
              "yes" if r["seeded_by_prior"] else ""]
             for rank, (_, r) in enumerate(top.iterrows(), start=1)]
     return Table(f"Top {len(rows)} trials", ["rank", "trial", data.metric, "schedule", "initial_lr", "warmup",
-                                             "decay_rate", "decay_steps", "best epoch", "epochs", "seconds",
+                                             "schedule parameters", "best epoch", "epochs", "seconds",
                                              "seeded"], rows)
 
 
@@ -134,8 +134,8 @@ def schedule_importance_table(data: ReportData) -> Table | None:
     rows = [[r.scope, r.parameter, str(r.trials), "" if r.importance != r.importance else f"{r.importance:.3f}",
              r.note] for r in table.itertuples()]
     return Table("Within each schedule type", ["schedule", "parameter", "complete trials", "importance", "note"],
-                 rows, "initial_lr against warmup_fraction within each schedule type that has enough complete "
-                 "trials (shares within the type).")
+                 rows, "initial_lr, warmup_fraction and the family's own parameters within each schedule type "
+                 "that has enough complete trials (shares within the type).")
 
 
 def evaluation_table(data: ReportData) -> Table:
