@@ -9,7 +9,6 @@ back, so it never reruns the range test and works with no config file at all.
 from __future__ import annotations
 
 import logging
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from sweep import attrs
 from sweep.config import Config, apply_overrides, config_from_dict
 from sweep.errors import ConfigError, StudyError
 from sweep.study.code import check_code, code_fingerprint
+from sweep.study.leftovers import remove_leftover_checkpoints, retire_checkpoints
 from sweep.study.records import (artifact_location, lr_finder_summary, model_record, package_versions,
                                  refresh_model_record)
 from sweep.search.space import clip_params, space_from_config
@@ -129,7 +129,7 @@ def reopen_study(name: str, storage_url: str | None, *, n_trials: int | None = N
     check_data(study, config)
     if code_changed:
         refresh_model_record(study, config)
-        retire_checkpoints(study, config, "its model's code changed (--force)")
+        retire_checkpoints(study, config.study.checkpoint_store, "its model's code changed (--force)")
     ensure_study_uuid(study)
     if n_trials is not None:
         set_study_attr(study, attrs.N_TRIALS, n_trials)
@@ -150,7 +150,8 @@ def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None
     if code_changed or (differences and (old.data != config.data or old.model != config.model)):
         refresh_model_record(study, config)
     if code_changed or old.model != config.model or _trained_by(old) != _trained_by(config):
-        retire_checkpoints(study, config, "--force adopted another model, model code or optimizer")
+        retire_checkpoints(study, config.study.checkpoint_store,
+                           "--force adopted another model, model code or optimizer")
     if not differences:
         return
     log.warning("adopting a changed config for study %s (--force): %s", study.study_name, "; ".join(differences))
@@ -172,25 +173,6 @@ def _check_same_config(study: optuna.Study, config: Config, force: bool) -> None
 
 def _trained_by(config: Config) -> dict[str, Any]:
     return config.train.model_dump(mode="json", exclude={"steps_per_execution"})
-
-
-def retire_checkpoints(study: optuna.Study, config: Config, why: str) -> int:
-    """Remove the checkpoints waiting retries would continue: they hold another model's (or
-    optimizer's) state. The retries start from epoch 1; one warning says so."""
-    from optuna.trial import TrialState
-
-    from sweep.storage.artifacts import open_artifact_store, remove_checkpoints
-    from sweep.storage.optuna_private import storage_of, trial_id
-
-    waiting = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) if t.user_attrs.get(attrs.CHECKPOINT)]
-    if not waiting:
-        return 0
-    remove_checkpoints(open_artifact_store(study.study_name, config.study.checkpoint_store), waiting)
-    for trial in waiting:
-        storage_of(study).set_trial_user_attr(trial_id(trial), attrs.CHECKPOINT, None)
-    log.warning("study %s: %s; retired the checkpoints of %d waiting trial(s) (%s), which start again from epoch 1",
-                study.study_name, why, len(waiting), ", ".join(str(t.number) for t in waiting))
-    return len(waiting)
 
 
 def _existing_storage(storage_url: str) -> optuna.storages.BaseStorage | None:
@@ -253,7 +235,7 @@ def _create(config: Config, storage_url: str) -> optuna.Study:
     study = optuna.create_study(study_name=config.study.name, storage=storage, direction=config.study.direction)
     own_uuid = uuid.uuid4().hex
     set_study_attr(study, attrs.STUDY_UUID, own_uuid)
-    _remove_leftover_checkpoints(config, storage, storage_url, own_uuid)
+    remove_leftover_checkpoints(config, storage, storage_url, own_uuid)
     for key, value in ((attrs.VERSIONS, package_versions()), (attrs.NUM_TRAIN, data.num_train), (attrs.CODE, code),
                        (attrs.MODEL, model_info), (attrs.NUM_VALIDATION, len(data.y_val)), (attrs.SEARCH_SPACE, space),
                        (attrs.DATA_FINGERPRINT, data.fingerprint)):
@@ -309,27 +291,3 @@ def ensure_study_uuid(study: optuna.Study) -> str:
     if attrs.STUDY_UUID not in study.user_attrs:
         set_study_attr(study, attrs.STUDY_UUID, uuid.uuid4().hex)
     return study.user_attrs[attrs.STUDY_UUID]
-
-
-def _remove_leftover_checkpoints(config: Config, storage: optuna.storages.BaseStorage, storage_url: str,
-                                 own_uuid: str) -> None:
-    """A new study under a name used before: what an earlier study of that name *in this
-    storage* left in the checkpoint store (its UUID is no longer among this storage's
-    studies) is never continued, and goes; so do files of older versions in
-    studies/NAME/trial-*. Files of a same-named study in another storage sharing the
-    folder stay (each checkpoint names its study and storage)."""
-    from sweep.search.checkpoints import remove_owned_checkpoints
-    from sweep.storage.database import checkpoints_dir, storage_key
-
-    name, location = config.study.name, config.study.checkpoint_store
-    legacy = sorted(checkpoints_dir(name).glob("trial-*"))
-    for folder in legacy:
-        shutil.rmtree(folder, ignore_errors=True)
-    live = {s.user_attrs.get(attrs.STUDY_UUID) for s in storage.get_all_studies()} - {own_uuid}
-    key = storage_key(storage_url)
-    removed = remove_owned_checkpoints(
-        name, location, lambda owner, _path: owner["study"] == own_uuid or (owner.get("storage") == key
-                                                                     and owner["study"] not in live))
-    if removed or legacy:
-        log.warning("study %s is new: removed %d checkpoint(s) a deleted study of that name in this storage left in %s",
-                    name, removed + len(legacy), location or checkpoints_dir(name))

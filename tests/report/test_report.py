@@ -317,5 +317,21 @@ def test_trials_csv_columns_are_documented_names(report_dir):
         header = next(csv.reader(handle))
     assert header[:8] == ["number", "state", "value", "initial_lr", "schedule", "warmup_fraction",
                           "decay_rate", "decay_steps"]
-    assert {"epochs_run", "duration_s", "prune_reason", "seeded_by_prior"} <= set(header)
+    assert {"epochs_run", "duration_s", "prune_reason", "seeded_by_prior", "dropped"} <= set(header)
 
+
+def test_a_dropped_configuration_is_named_in_the_findings_with_its_reason():
+    from optuna.trial import TrialState, create_trial
+
+    from tests.fake_study import distributions
+
+    study = build_study(12, name="dropped")
+    params = {"initial_lr": 0.02, "schedule": "cosine", "warmup_fraction": 0.1}
+    space = {k: v for k, v in distributions().items() if k in params}
+    reason = "its worker died 4 times while training it"
+    study.add_trial(create_trial(state=TrialState.FAIL, params=params, distributions=space,
+                                 user_attrs={attrs.DROPPED: reason}))
+    texts = [f.text for f in findings(collect(study))]
+    number = study.trials[-1].number
+    assert any(t.startswith(f"Trial #{number}'s configuration (") and "'initial_lr': 0.02" in t and reason in t
+               for t in texts), texts

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -21,7 +22,7 @@ from optuna.trial import TrialState
 
 from sweep import attrs
 from sweep.storage.database import make_storage
-from sweep.study.recovery import fail_once, retry_trial
+from sweep.study.recovery import MAX_RETRIES, take_over
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -55,6 +56,7 @@ class Chaos:
         self.false_recovery: int | None = None
         self.protected: int | None = None  # the pid that must live to notice the false recovery
         self.killed: list[int] = []  # the trial each kill interrupted
+        self.deaths: Counter = Counter()  # per root trial: kills and false recoveries (both count as deaths)
 
     def start(self, slot: int) -> None:
         log = open(self.logs / f"worker-{self.started}.log", "w")
@@ -97,13 +99,16 @@ class Chaos:
             if self.protected is not None and self._noticed():
                 self.protected = None
             # Kill a worker while it trains (a kill during start-up costs no epochs: it measures nothing).
+            # Each root at most MAX_RETRIES deaths: one more drops its configuration (tested apart).
             training = {int(str(t.user_attrs.get(attrs.WORKER, ":0")).rpartition(":")[2]): t for t in trials
-                        if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.EPOCHS_RUN)}
+                        if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.EPOCHS_RUN)
+                        and self.deaths[_root(t)] < MAX_RETRIES}
             slots = [i for i, w in enumerate(self.workers) if w.pid in training and w.pid != self.protected]
             if not slots:
                 continue
             slot = self.random.choice(slots)
             self.killed.append(training[self.workers[slot].pid].number)
+            self.deaths[_root(training[self.workers[slot].pid])] += 1
             self.workers[slot].send_signal(signal.SIGKILL)
             self.workers[slot].wait()
             self.kills += 1
@@ -116,22 +121,28 @@ class Chaos:
         return time.monotonic() - began
 
     def _fail_a_live_trial(self, trials) -> None:
-        """What Optuna's heartbeat check does to a trial whose heartbeat is late: fail it,
-        then enqueue the retry from what the failed trial holds (sweep.study.recovery).
-        Its worker is then spared until it has noticed (its warning is asserted)."""
-        live = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.CHECKPOINT)]
+        """What recovery does to a trial whose heartbeat is late (sweep.study.recovery.take_over:
+        enqueue its retry, then fail it), done to a trial whose worker is alive and training.
+        That worker is then spared until it has noticed (its warning is asserted)."""
+        alive = {w.pid for w in self.workers if w.poll() is None}
+        live = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.CHECKPOINT)
+                and int(str(t.user_attrs.get(attrs.WORKER, ":0")).rpartition(":")[2]) in alive
+                and self.deaths[_root(t)] < MAX_RETRIES]
         if not live:
             return
-        study = self.study()
-        if not fail_once(study._storage, live[0]._trial_id):
+        if take_over(self.study(), live[0]._trial_id) is None:
             return  # it finished (or was recovered) since we looked: try another later
-        assert retry_trial(study, study._storage.get_trial(live[0]._trial_id)) is not None
+        self.deaths[_root(live[0])] += 1
         self.false_recovery = live[0].number
         self.protected = int(live[0].user_attrs[attrs.WORKER].rpartition(":")[2])
 
     def _noticed(self) -> bool:
         return any(f"trial {self.false_recovery} was failed under this worker" in p.read_text()
                    for p in self.logs.iterdir())
+
+
+def _root(trial) -> int:
+    return trial.system_attrs.get("failed_trial", trial.number)
 
 
 def _check_invariants(chaos: Chaos) -> dict:
@@ -150,8 +161,8 @@ def _check_invariants(chaos: Chaos) -> dict:
     finishes = {r: sum(root(t) == r for t in finished) for r in roots}
     assert all(count == 1 for count in finishes.values()), f"roots finished other than once: {finishes}"
     continued = {t.system_attrs["retry_history"][-1] for t in trials.values() if "retry_history" in t.system_attrs}
-    # (one that finished between our look and the kill, or whose root died a fourth time, has none)
-    unfinished = {n for n in chaos.killed if trials[n].state not in FINISHED and not trials[n].user_attrs.get("dropped")}
+    assert not [t.number for t in trials.values() if t.user_attrs.get(attrs.DROPPED)], "no root died > MAX_RETRIES times"
+    unfinished = {n for n in chaos.killed if trials[n].state not in FINISHED}  # (one may finish before the kill)
     assert unfinished <= continued, "every trial killed while it trained was retried"
     redone = []  # per retry: epochs its predecessor had reported that it trained again
     for retry in (t for t in trials.values() if "retry_history" in t.system_attrs and t.state in FINISHED):

@@ -27,7 +27,7 @@ TOP_K = 5
 CSV_COLUMNS = [
     "number", "state", "value", *stats.PARAMS, "epochs_run", "best_epoch", "train_s", "duration_s",
     "started", "completed", "elapsed_s", "prune_reason", "seeded_by_prior", "retried_from",
-    "resumed_from_epoch", "seed", "total_steps", "worker",
+    "resumed_from_epoch", "seed", "total_steps", "worker", "dropped",
 ]
 _INT_COLUMNS = ("decay_steps", "epochs_run", "best_epoch", "retried_from", "resumed_from_epoch", "seed",
                 "total_steps")
