@@ -221,3 +221,19 @@ def test_the_optimizer_uses_the_schedule_during_fit():
     iterations = [i for i, _ in seen]
     assert iterations == list(range(steps))
     np.testing.assert_allclose([lr for _, lr in seen], learning_rates(params.to_dict(), steps, iterations), rtol=1e-5)
+
+
+def test_one_traced_step_serves_every_family_without_retracing():
+    """The design the model cache relies on: ``assign`` reaches a step traced once, whatever the family."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.function is TensorFlow's; tests/test_jax_backend.py covers JAX's compiled step")
+    import tensorflow as tf
+
+    schedule = build_schedule(ALL_PARAMS[0], T)
+    traced = tf.function(lambda steps: schedule(steps))
+    steps = np.arange(0, T + 1, 7)
+    for params in ALL_PARAMS:
+        schedule.assign(params, T)
+        np.testing.assert_allclose(traced(tf.constant(steps)).numpy(), learning_rates(params.to_dict(), T, steps),
+                                   **tolerance(params))
+    assert traced.experimental_get_tracing_count() == 1
