@@ -6,8 +6,10 @@ refuses to import, so that nothing here leans on TensorFlow unseen.
 """
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -51,3 +53,43 @@ def test_model_reuse_and_checkpoints_hold_under_jax(tmp_path):
                            *UNDER_JAX], cwd=ROOT, env=jax_env(tmp_path), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert f"{len(UNDER_JAX)} passed" in proc.stdout
+
+
+def test_a_jax_study_killed_mid_trial_resumes_from_its_checkpoint_then_evaluates_and_reports(tmp_path):
+    """The quick start under JAX with a kill -9 inside a trial: the rerun continues that trial
+    from its last epoch checkpoint (weights, optimizer state and step, so the schedule goes
+    on) and finishes the 4 trials; ``sweep evaluate`` and ``sweep report`` work on the result."""
+    from optuna.trial import TrialState
+
+    from sweep import attrs
+    from tests.study.test_resume import FINISHED, _running_after_an_epoch, _start, _trials, _wait_for, _write_config
+
+    _write_config(tmp_path, limit=900, n_trials=4)
+    env = jax_env(tmp_path)
+    process = _start(tmp_path, KERAS_BACKEND="jax", PYTHONPATH=env["PYTHONPATH"])
+    _wait_for(tmp_path, _running_after_an_epoch, process)
+    time.sleep(0.3)  # somewhere inside the next epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process = _start(tmp_path, KERAS_BACKEND="jax", PYTHONPATH=env["PYTHONPATH"])
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+
+    trials = _trials(tmp_path)
+    assert len([t for t in trials if t.state in FINISHED]) == 4
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    retry = next(t for t in trials if attrs.RESUMED_FROM_EPOCH in t.user_attrs)
+    killed = trials[retry.user_attrs[attrs.ROOT_TRIAL]]
+    assert retry.params == killed.params and retry.user_attrs[attrs.RESUMED_FROM_EPOCH] >= 1
+    assert [e["epoch"] for e in retry.user_attrs[attrs.HISTORY]] == [1, 2, 3, 4]
+    assert retry.user_attrs[attrs.HISTORY][0] == killed.user_attrs[attrs.HISTORY][0], "epoch 1 was not retrained"
+
+    outputs = []
+    for command in (["evaluate", "resume", "--top", "1", "--repeats", "1"], ["report", "resume"]):
+        proc = subprocess.run([sys.executable, "-m", "sweep", *command], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        outputs.append(proc.stdout)
+    assert "best mean test accuracy" in outputs[0]
+    report = (tmp_path / "results" / "resume" / "report.md").read_text()
+    assert "## Test split" in report and "keras backend jax" in report

@@ -59,10 +59,14 @@ def model_record(config: Config, data: Any) -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str]:
+    """Versions at the study's creation, and Keras' backend (figures depend on it; GUIDE §5)."""
+    import keras
+
     versions = {"python": platform.python_version()}
-    for package in ("sweep", "keras", "tensorflow", "jax", "optuna", "numpy", "sqlalchemy"):
+    for package in ("sweep", "keras", "tensorflow", "jax", "torch", "optuna", "numpy", "sqlalchemy"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             pass
+    versions["keras backend"] = keras.backend.backend()
     return versions
