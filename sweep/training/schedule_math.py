@@ -152,12 +152,16 @@ FAMILIES = {
 assert tuple(FAMILIES) == SCHEDULES  # kind indexes both
 
 
-def with_warmup(xp: Any, t: Any, v: Mapping[str, Any], family: Any) -> Any:
-    """``initial_lr * family(a)`` after warm-up, the linear ramp to ``family(0)`` during it."""
-    after = xp.maximum(t - v["warmup"], 0.0)
-    decayed = v["initial_lr"] * family(after)
-    warm = v["initial_lr"] * family(after * 0.0) * t / xp.maximum(v["warmup"], 1.0)
-    return xp.where(xp.less(t, v["warmup"]), warm, decayed)
+def after_warmup(xp: Any, t: Any, v: Mapping[str, Any]) -> Any:
+    """``a = max(t - W, 0)``: the steps the family's curve runs on."""
+    return xp.maximum(t - v["warmup"], 0.0)
+
+
+def with_warmup(xp: Any, t: Any, v: Mapping[str, Any], decayed: Any, start: Any) -> Any:
+    """``initial_lr * decayed`` (the family's ``f(a)``) after warm-up; during it the linear ramp
+    to ``initial_lr * start`` (``start = f(0)``)."""
+    warm = v["initial_lr"] * start * t / xp.maximum(v["warmup"], 1.0)
+    return xp.where(xp.less(t, v["warmup"]), warm, v["initial_lr"] * decayed)
 
 
 def learning_rates(params: Mapping[str, Any], total_steps: int, steps: Any = None) -> np.ndarray:
@@ -168,4 +172,5 @@ def learning_rates(params: Mapping[str, Any], total_steps: int, steps: Any = Non
     v = schedule_values(params, total_steps)
     formula = FAMILIES[params["schedule"]]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return np.asarray(with_warmup(np, t, v, lambda a: formula(np, a, v)), dtype=np.float64)
+        decayed, start = formula(np, after_warmup(np, t, v), v), formula(np, np.zeros(1), v)[0]
+        return np.asarray(with_warmup(np, t, v, decayed, start), dtype=np.float64)
