@@ -30,7 +30,7 @@ SCALES = {  # full: the GPU measurement; dry: the CPU check of the script
              "workers": [1, 2, 4], "window_s": 55, "study_images": 60_000, "study_epochs": 3,
              "quickstart": []},
     "dry": {"images": 512, "batches": [256], "spe": [1, 8], "timed_epochs": 1,
-            "workers": [2], "window_s": 15, "study_images": 400, "study_epochs": 1,
+            "workers": [1], "window_s": 12, "study_images": 400, "study_epochs": 1,
             "quickstart": ["--set", "study.n_trials=2", "--set", "train.epochs=1", "--set", "data.limit=400",
                            "--set", "lr_finder.num_steps=20"]},
 }

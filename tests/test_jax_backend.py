@@ -19,12 +19,12 @@ pytestmark = pytest.mark.slow
 
 # Tests of the suite that hold on every backend, run again under JAX: one compiled model
 # serving every trial of a worker (the schedule's variables reach the compiled step), and
-# checkpoints that restore a reused model's optimizer state and schedule.
+# checkpoints that restore a reused model's optimizer state and schedule. (Resuming from a
+# checkpoint is the study test's below.)
 UNDER_JAX = [
     "tests/test_jax_backend.py::test_the_backend_is_the_one_asked_for",
     "tests/training/test_trainer.py::test_a_reused_compiled_model_trains_exactly_as_a_fresh_one",
     "tests/training/test_user_model.py::test_a_reused_batchnorm_dropout_model_trains_exactly_as_a_fresh_one",
-    "tests/training/test_checkpoint.py::test_resumed_training_continues_the_schedule_and_history",
     "tests/training/test_checkpoint.py::test_a_reused_models_checkpoint_restores_its_optimizer_state_and_its_own_schedule",
 ]
 
