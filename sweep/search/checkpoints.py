@@ -41,11 +41,13 @@ from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 
 from sweep import attrs
 from sweep.errors import CheckpointStoreError, TrialTakenOver
+from sweep.storage import optuna_private
 from sweep.storage.artifacts import folder_files, remove_artifact
 from sweep.training.checkpoint import CheckpointRefused, read_checkpoint, read_owner, write_checkpoint
 from sweep.training.trainer import EpochLog, ResumePoint
 
 log = logging.getLogger(__name__)
+_RETRY_HISTORY = "retry_history"  # Optuna's retry callback's system attr: the trials a retry continues
 
 
 class TrialCheckpoints:
@@ -57,7 +59,7 @@ class TrialCheckpoints:
         self._labels = labels  # written into each archive, never compared (``read_owner``)
         self._trial = trial
         self._identity = identity
-        self._current: dict[str, Any] | None = trial.user_attrs.get(attrs.CHECKPOINT)
+        self._current: dict[str, Any] | None = _latest_inherited(trial)
         # The checkpoint a retry inherited stays until the retry finishes: should two
         # retries of one trial ever run (one is then stopped), neither deletes the other's start.
         self._inherited = self._current
@@ -146,6 +148,28 @@ def remove_owned_checkpoints(study_name: str, location: str | None,
             path.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def _latest_inherited(trial: optuna.Trial) -> dict[str, Any] | None:
+    """The checkpoint a retry continues: the one its predecessor (the trial it retries) last
+    recorded, read now that it is finished, rather than the copy taken when the retry was
+    enqueued. A worker can record a newer epoch between that copy and its trial's failure,
+    and then removes the older file: the copy would point at nothing."""
+    ref = trial.user_attrs.get(attrs.CHECKPOINT)
+    storage = optuna_private.storage_of(trial.study)
+    history = storage.get_trial_system_attrs(optuna_private.trial_id(trial)).get(_RETRY_HISTORY) or []
+    if not history:
+        return ref
+    try:
+        before = optuna_private.trial_of(trial.study, history[-1])
+    except (KeyError, ValueError):
+        return ref
+    latest = before.user_attrs.get(attrs.CHECKPOINT)
+    newer = latest and latest != ref and latest.get("epoch", 0) >= (ref or {}).get("epoch", 0)
+    if before.state.is_finished() and newer:
+        trial.set_user_attr(attrs.CHECKPOINT, latest)
+        return latest
+    return ref
 
 
 class _RecordingStore:

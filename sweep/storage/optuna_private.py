@@ -12,6 +12,8 @@ Why no public API serves:
   running*, atomically (``BaseStorage.set_trial_state_values`` returns whether this call
   did it); ``Study.tell`` cannot say so and refuses trials it did not ask. That needs the
   storage handle and a trial's ``_trial_id`` (a ``Trial`` or ``FrozenTrial``).
+- One trial by number: ``Study.get_trials`` reads them all; the storage's
+  ``get_trial_id_from_study_id_trial_number`` reads one, with the study's private id.
 - Stale trials: Optuna finds trials whose heartbeat is late only inside
   ``fail_stale_trials``, which fails them before their retry is enqueued (a process
   killed between the two loses the trial); its query ``RDBStorage._get_stale_trial_ids``
@@ -27,7 +29,7 @@ from typing import Any
 
 import optuna
 
-__all__ = ["set_study_system_attr", "stale_trial_ids", "storage_of", "study_system_attrs", "trial_id"]
+__all__ = ["set_study_system_attr", "stale_trial_ids", "storage_of", "study_system_attrs", "trial_id", "trial_of"]
 
 
 def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
@@ -38,6 +40,12 @@ def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
 def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
     """The storage's id of a trial (``trial.number`` is its number within the study)."""
     return trial._trial_id  # noqa: SLF001
+
+
+def trial_of(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    """Trial ``number`` of ``study``, read alone (not the whole study)."""
+    storage = study._storage  # noqa: SLF001
+    return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))  # noqa: SLF001
 
 
 def study_system_attrs(study: optuna.Study) -> dict[str, Any]:

@@ -112,6 +112,39 @@ def test_a_truncated_checkpoint_is_set_aside_not_deleted(tiny_config, tmp_path, 
     assert [e["epoch"] for e in retry.user_attrs[attrs.HISTORY]] == [1, 2, 3]
 
 
+class _SnapshotThenInterrupt(optuna.pruners.BasePruner):
+    """After epoch 1 a recovery copies the trial into its retry (take_over's first step); the
+    worker goes on, records epoch 2 (removing epoch 1's file), and only then is stopped."""
+
+    def prune(self, study, trial):
+        from sweep.study.recovery import retry_trial
+
+        epoch = max(trial.intermediate_values)
+        if epoch == 1:
+            retry_trial(study, study._storage.get_trial(trial._trial_id))
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return False
+
+
+def test_a_retry_continues_the_checkpoint_its_predecessor_recorded_last_not_the_copy(tiny_config, tmp_path):
+    from sweep.study.recovery import fail_once
+
+    config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 3})})
+    study = optuna.create_study(direction="maximize", pruner=_SnapshotThenInterrupt())
+    study.enqueue_trial({"schedule": "cosine", "initial_lr": 3e-3, "warmup_fraction": 0.1})
+    trial = study.ask()
+    with pytest.raises(KeyboardInterrupt):
+        _objective(config, tmp_path)(trial)
+    assert fail_once(study._storage, trial._trial_id)
+    study.pruner = optuna.pruners.NopPruner()
+    retry = study.ask()
+    copied = retry.user_attrs[attrs.CHECKPOINT]
+    assert copied["epoch"] == 1 and not (tmp_path / copied["artifact_id"]).exists(), "the copy points at nothing"
+    _objective(config, tmp_path)(retry)
+    assert retry.user_attrs[attrs.RESUMED_FROM_EPOCH] == 2
+
+
 def test_a_fresh_trial_never_loads_a_checkpoint(tiny_config, tmp_path):
     # Only a retry looks for a checkpoint: a new trial 0 starts at epoch 1, whatever is stored.
     config = tiny_config.model_copy(update={"train": tiny_config.train.model_copy(update={"epochs": 3})})

@@ -36,6 +36,7 @@ def test_trial_ids_address_the_storage_for_live_and_frozen_trials(study):
     trial = study.ask()
     frozen = study.trials[0]
     assert private.trial_id(trial) == private.trial_id(frozen)
+    assert private.trial_of(study, trial.number).number == trial.number
     storage = private.storage_of(study)
     assert storage.set_trial_state_values(private.trial_id(trial), state=TrialState.FAIL) is True
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
