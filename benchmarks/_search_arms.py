@@ -14,11 +14,13 @@
 - ``kt-bayes``, ``kt-hyperband``: KerasTuner's ``BayesianOptimization`` and ``Hyperband``
   (max epochs = the protocol's epochs, factor 3) on the same space and loop.
 
-The optimizer arms (issue 21; ``search_quality.py --suite optimizers``): ``sweep-const``
-(Adam, constant LR only: no schedule search), ``sgd`` (the seed CNN with SGD, momentum 0.9,
-Nesterov: where a schedule should matter most), ``sgd-const`` (the same, constant LR
-only), and the child ``sf-adamw``: ``schedule_free_adamw`` trained once at the range
-test's suggested LR with no schedule at all (one trial: the range test, then 8 epochs).
+The optimizer arms (issue 21; ``search_quality.py --suite optimizers``): ``adam`` (sweep's
+defaults, but searching every schedule family sweep has: ``sweep.config.SCHEDULES``),
+``adam-const`` (Adam, constant LR only: no schedule search), ``sgd`` (the seed CNN with
+SGD, momentum 0.9, Nesterov, every family: where a schedule should matter most),
+``sgd-const`` (the same, constant LR only), and the child ``sf-adamw``:
+``schedule_free_adamw`` trained once at the range test's suggested LR with no schedule at
+all (one trial: the range test, then 8 epochs).
 
 Every arm: the same arrays and split (``sweep.training.data.load_dataset`` with the seed),
 the same CNN (``sweep.training.model``), schedules (``sweep.training.schedules``), batch size
@@ -50,8 +52,9 @@ SWEEP_ARMS = {"sweep": {}, "sweep-mean3": {"study": {"objective": "mean_last3"}}
               "sweep-rt300": {"lr_finder": {"num_steps": 300}}}
 SGD = {"optimizer": "sgd", "optimizer_args": {"momentum": 0.9, "nesterov": True}}
 SF_ADAMW = {"optimizer": "schedule_free_adamw"}
-SWEEP_ARMS |= {"sweep-const": {"search": {"schedules": ["constant"]}}, "sgd": {"train": SGD},
-               "sgd-const": {"train": SGD, "search": {"schedules": ["constant"]}}}
+_EVERY = {"schedules": list(__import__("sweep.config", fromlist=["SCHEDULES"]).SCHEDULES)}
+SWEEP_ARMS |= {"adam": {"search": _EVERY}, "adam-const": {"search": {"schedules": ["constant"]}},
+               "sgd": {"train": SGD, "search": _EVERY}, "sgd-const": {"train": SGD, "search": {"schedules": ["constant"]}}}
 CHILD_ARMS = ("optuna-tpe", "optuna-hyperband", "kt-bayes", "kt-hyperband", "sf-adamw")
 # The train section (optimizer) an arm's picks are retrained with; Adam when absent.
 ARM_TRAIN = {**{arm: sections.get("train", {}) for arm, sections in SWEEP_ARMS.items()}, "sf-adamw": SF_ADAMW}

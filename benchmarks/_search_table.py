@@ -139,10 +139,11 @@ def table(payload: dict, trials: int, epochs: int) -> str:
 
 # --- issue 21's optimizer arms (search_quality.py --suite optimizers) -----------------------
 
-OPTIMIZER_PAIRS = (("sgd", "sgd-const", "schedule search with SGD"), ("sweep", "sweep-const", "schedule search with Adam"),
-                   ("sgd", "sweep", "SGD against Adam, both searched"),
-                   ("sf-adamw", "sweep", "schedule-free at the suggestion against Adam's searched schedule"),
-                   ("sf-adamw", "sweep-const", "schedule-free against Adam at a searched constant LR"),
+OPTIMIZER_ARMS = ("adam", "adam-const", "sgd", "sgd-const", "sf-adamw")
+OPTIMIZER_PAIRS = (("sgd", "sgd-const", "schedule search with SGD"), ("adam", "adam-const", "schedule search with Adam"),
+                   ("sgd", "adam", "SGD against Adam, both searched"),
+                   ("sf-adamw", "adam", "schedule-free at the suggestion against Adam's searched schedule"),
+                   ("sf-adamw", "adam-const", "schedule-free against Adam at a searched constant LR"),
                    ("sf-adamw", "sgd", "schedule-free against SGD's searched schedule"))
 NEW_FAMILIES = ("one_cycle", "wsd", "cosine_restarts", "polynomial")
 
@@ -155,18 +156,21 @@ def _top_schedules(run: dict, k: int = 3) -> list[str]:
 def optimizer_table(payload: dict, trials: int, epochs: int) -> str:
     """The optimizer arms: final test scores, paired differences, and the winning schedule families."""
     by_arm = _runs(payload, trials, epochs)
-    arms = [a for a in ("sweep", "sweep-const", "sgd", "sgd-const", "sf-adamw") if a in by_arm]
+    arms = [a for a in OPTIMIZER_ARMS if a in by_arm]
+    searched = sorted({s for r in by_arm.get("adam", {}).values()
+                       for s in ((r.get("config") or {}).get("search") or {}).get("schedules", [])})
     seeds = sorted({s for runs in by_arm.values() for s in runs})
     lines = [
         "## Optimizers and schedules (`benchmarks/search_quality.py --suite optimizers`)",
         "",
         f"The search-quality protocol (above) with issue 21's arms, {trials} trials x {epochs} epochs, fresh seeds. "
-        "`sweep`: Adam, every schedule family searched (sweep's defaults); `sweep-const`: Adam, constant LR only; "
+        "`adam`: sweep's defaults (Adam) searching every schedule family; `adam-const`: Adam, constant LR only; "
         "`sgd`: the seed CNN with SGD (momentum 0.9, Nesterov), every family; `sgd-const`: SGD, constant LR only; "
         "`sf-adamw`: `schedule_free_adamw` trained once at the range test's suggested LR (steep rule, constant, no "
         "warm-up, no search). Every pick is retrained with its arm's optimizer on train + validation and scored on "
         "the 500 test images (one score's standard error is about 1.5 points).",
-        f"Seeds: {', '.join(map(str, seeds)) or 'none yet'}.",
+        f"Seeds: {', '.join(map(str, seeds)) or 'none yet'}. Families searched by `adam` and `sgd`: "
+        f"{', '.join(searched) or 'unknown'}.",
         "",
         "| arm | seeds | final test % (mean) | min | wall s (median) | trials finished (median) | final picks' schedules |",
         "|---|---:|---:|---:|---:|---:|---|",
@@ -188,19 +192,19 @@ def optimizer_table(payload: dict, trials: int, epochs: int) -> str:
                 p = st.paired([by_arm[arm][s]["final_test"] for s in common],
                               [by_arm[other][s]["final_test"] for s in common])
                 lines.append(f"| {arm} | {other} | {question} | {p['n']} | {_diff(p)} | {p['wins']:g}/{p['n']} |")
-    quad = ("sgd", "sgd-const", "sweep", "sweep-const")
+    quad = ("sgd", "sgd-const", "adam", "adam-const")
     if all(a in by_arm for a in quad):
         common = sorted(set.intersection(*(set(by_arm[a]) for a in quad)))
         if common:
             gains = [(by_arm["sgd"][s]["final_test"] - by_arm["sgd-const"][s]["final_test"])
-                     - (by_arm["sweep"][s]["final_test"] - by_arm["sweep-const"][s]["final_test"]) for s in common]
+                     - (by_arm["adam"][s]["final_test"] - by_arm["adam-const"][s]["final_test"]) for s in common]
             p = st.paired(gains, [0.0] * len(gains))
-            lines += ["", f"Does a schedule matter more with SGD? (sgd - sgd-const) - (sweep - sweep-const) per seed: "
+            lines += ["", f"Does a schedule matter more with SGD? (sgd - sgd-const) - (adam - adam-const) per seed: "
                           f"{_diff(p)} points over {p['n']} seeds (positive on {p['wins']:g})."]
     lines += ["", "Winning families: the schedules of each seed's top 3 trials by validation (new families: "
               f"{', '.join(NEW_FAMILIES)}).", "", "| arm | top-3 schedules over seeds | new families among them |",
               "|---|---|---:|"]
-    for arm in ("sweep", "sgd"):
+    for arm in ("adam", "sgd"):
         if arm in by_arm:
             tops = [name for r in by_arm[arm].values() for name in _top_schedules(r)]
             counts = ", ".join(f"{name} {tops.count(name)}" for name in sorted(set(tops), key=lambda n: -tops.count(n)))

@@ -17,7 +17,7 @@ at an equal wall time, and the time to reach the peers' median final test score.
     python benchmarks/search_quality.py --quick               # 2 trials x 1 epoch, one seed; results untouched
     python benchmarks/search_quality.py --suite optimizers --seeds 300,301   # issue 21's optimizer arms
 
-``--suite optimizers`` runs the optimizer arms (``sweep``, ``sweep-const``, ``sgd``,
+``--suite optimizers`` runs the optimizer arms (``adam``, ``adam-const``, ``sgd``,
 ``sgd-const``, ``sf-adamw``: ``_search_arms.py``) into search_quality_optimizers.json and
 its own README section (``_search_table.optimizer_table``): does searching a schedule gain
 more with SGD than with Adam, does schedule-free AdamW at the range test's LR match a
@@ -48,7 +48,7 @@ from _search_table import optimizer_table, table  # noqa: E402
 
 NAME = "search_quality"
 DEFAULT_ARMS = ("sweep", "optuna-tpe", "optuna-hyperband", "kt-bayes", "kt-hyperband")
-OPTIMIZER_SUITE = ("sweep", "sweep-const", "sgd", "sgd-const", "sf-adamw")
+OPTIMIZER_SUITE = ("adam", "adam-const", "sgd", "sgd-const", "sf-adamw")
 DEFAULT_SEEDS = tuple(range(100, 108))
 TRIALS, EPOCHS = 16, 8
 RETRAIN_SEED = 0
