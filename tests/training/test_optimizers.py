@@ -26,7 +26,7 @@ def config(optimizer="sgd", args=None, **search):
         "study": {"name": "opt"},
         "data": {"source": "synthetic"},
         "model": {"filters": [4], "dense_units": 16, "dropout": 0.0},
-        "train": {"epochs": 2, "batch_size": 32, "optimizer": optimizer, "optimizer_args": args or {}},
+        "train": {"epochs": 1, "batch_size": 32, "optimizer": optimizer, "optimizer_args": args or {}},
         "search": search,
     })
 
@@ -131,7 +131,6 @@ def test_a_reused_compiled_model_trains_as_a_fresh_one_for_each_optimizer(optimi
 
 def test_a_worker_keeps_one_compiled_model_per_optimizer():
     cfg, data, cache = config("adam", {}, optimizers=["sgd", "adamw"]), images(96), ModelCache()
-    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 1})})
     for name in ("sgd", "adamw", "sgd"):
         train(cfg, TrialParams(initial_lr=1e-2, optimizer=name), data, seed=0, models=cache)
     assert sorted(type(m.optimizer).__name__ for m, _ in cache._models.values()) == ["SweepAdamW", "SweepSGD"]
