@@ -175,6 +175,8 @@ def optimizer_table(payload: dict, trials: int, epochs: int) -> str:
         "| arm | seeds | final test % (mean) | min | wall s (median) | trials finished (median) | final picks' schedules |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
+    failed = [r for r in payload["runs"] if r["arm"] in OPTIMIZER_ARMS and r["final_test"] is None
+              and r["trials_budget"] == trials and r["epochs_per_trial"] == epochs]
     for arm in arms:
         runs = by_arm[arm]
         finals = [r["final_test"] for r in runs.values()]
@@ -183,7 +185,12 @@ def optimizer_table(payload: dict, trials: int, epochs: int) -> str:
         lines.append(f"| {arm} | {len(runs)} | {_pct(statistics.fmean(finals))} | {_pct(min(finals))} | "
                      f"{statistics.median(r['wall_s'] for r in runs.values()):.0f} | "
                      f"{statistics.median(len(r['trials']) for r in runs.values()):.0f} | {counts} |")
-    lines += ["", "Paired over the same seeds (points of test accuracy; mean [bootstrap 95 % interval]; wins, ties half).",
+    for r in failed:
+        lrs = ", ".join(f"{t['params']['initial_lr']:.2g}" for t in r["trials"])
+        lines.append(f"| {r['arm']} | seed {r['seed']} | no pick: every trial diverged (LR {lrs}) | | "
+                     f"{r['wall_s']:.0f} | {len(r['trials'])} | |")
+    lines += ["", "Paired over the same seeds (points of test accuracy; mean [bootstrap 95 % interval]; wins, ties half; "
+              "an arm without a pick on a seed is left out of its pairs there).",
               "", "| arm | against | question | seeds | final: diff | wins |", "|---|---|---|---:|---:|---:|"]
     for arm, other, question in OPTIMIZER_PAIRS:
         if arm in by_arm and other in by_arm:

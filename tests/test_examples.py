@@ -56,3 +56,35 @@ def test_an_example_config_runs_a_study_with_its_own_model(tmp_path, monkeypatch
     assert len(evaluations) == 1 and evaluations[0]["trial"] == study.best_trial.number
     (seed, accuracy, loss, _), = evaluations[0]["runs"]
     assert 0.0 <= accuracy <= 1.0 and loss > 0
+
+
+def test_the_regression_example_minimises_the_validation_mae(tmp_path, monkeypatch, capsys):
+    """A user's regressor (one linear output) on real-valued targets: mse loss, MAE scored and
+    minimised, SGD with Nesterov momentum, the newer schedule families, the range test on."""
+    npz = tmp_path / "regression.npz"
+    subprocess.run([sys.executable, str(ROOT / "examples" / "make_regression.py"), str(npz), "--samples", "400"],
+                   check=True, capture_output=True, cwd=ROOT)
+    monkeypatch.chdir(tmp_path)
+    config = ROOT / "configs" / "examples" / "regression.yaml"
+    code = main(["run", str(config), "--set", f"data.path={npz}", "--set", "train.epochs=3",
+                 "--set", "lr_finder.num_steps=30"])
+    assert code == 0, capsys.readouterr().err
+    name = "example-regression"
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/studies/{name}.db")
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE and len(study.trials) == 6
+    records = study_attrs(study)
+    assert records[attrs.CONFIG]["study"]["direction"] == "minimize"
+    assert records[attrs.MODEL]["num_classes"] == 1  # one output per sample
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    history = done[0].user_attrs[attrs.HISTORY]
+    assert done and all(t.value == min(e["val_mae"] for e in t.user_attrs[attrs.HISTORY]) for t in done)
+    assert "val_accuracy" not in history[0] and history[0]["val_mae"] > 0
+    families = {t.params["schedule"] for t in study.trials}
+    assert len(families) >= 2 and families <= {"one_cycle", "wsd", "cosine_restarts", "polynomial"}
+    assert all(not set(t.params) & {"optimizer", "momentum", "weight_decay"} for t in study.trials)
+    page = (tmp_path / "results" / name / "index.html").read_text()
+    assert "val_mae" in page and "accuracy" not in page.lower().replace("val_accuracy", "")
+    capsys.readouterr()
+    assert main(["evaluate", name]) == 0
+    out = capsys.readouterr().out
+    assert "test MAE" in out and "accuracy" not in out
