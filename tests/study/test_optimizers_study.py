@@ -26,18 +26,18 @@ def searched(**search):
 
 def test_the_optimizer_is_a_categorical_with_momentum_only_where_it_applies():
     space = space_from_config(searched().search)
-    sgd = suggest_params(optuna.trial.FixedTrial({"optimizer": "sgd", "schedule": "cosine", "initial_lr": 0.1,
+    sgd = suggest_params(optuna.trial.FixedTrial({"optimizer": "sgd", "schedule": "constant", "initial_lr": 0.1,
                                                   "warmup_fraction": 0.0, "momentum": 0.9, "weight_decay": 1e-4}),
                          space)
     assert (sgd.optimizer, sgd.momentum, sgd.weight_decay) == ("sgd", 0.9, 1e-4)
-    adamw = suggest_params(optuna.trial.FixedTrial({"optimizer": "adamw", "schedule": "cosine", "initial_lr": 1e-3,
+    adamw = suggest_params(optuna.trial.FixedTrial({"optimizer": "adamw", "schedule": "constant", "initial_lr": 1e-3,
                                                     "warmup_fraction": 0.0, "weight_decay": 1e-3}), space)
     assert adamw.momentum is None and set(adamw.to_dict()) == {"optimizer", "schedule", "initial_lr",
                                                                "warmup_fraction", "weight_decay"}
-    assert set(distributions(space, "cosine", "adamw")) == {"initial_lr", "schedule", "warmup_fraction", "optimizer",
+    assert set(distributions(space, "constant", "adamw")) == {"initial_lr", "schedule", "warmup_fraction", "optimizer",
                                                             "weight_decay"}
-    assert distributions(space, "cosine", "sgd")["weight_decay"].log
-    assert clip_params({"optimizer": "sgd", "momentum": 2.0, "schedule": "cosine", "initial_lr": 1.0,
+    assert distributions(space, "constant", "sgd")["weight_decay"].log
+    assert clip_params({"optimizer": "sgd", "momentum": 2.0, "schedule": "constant", "initial_lr": 1.0,
                         "warmup_fraction": 0.0}, space)["momentum"] == 0.99
 
 
