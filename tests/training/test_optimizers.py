@@ -148,7 +148,7 @@ class _Stop(keras.callbacks.Callback):
 
 
 @pytest.mark.parametrize("optimizer, args, params", [
-    ("sgd", {"momentum": 0.9, "nesterov": True}, {"schedule": "cosine"}),
+    ("sgd", {"momentum": 0.9, "nesterov": True}, {"schedule": "one_cycle", "pct_start": 0.3}),
     ("adamw", {"weight_decay": 1e-3}, {"schedule": "linear"}),
     ("schedule_free_adamw", {}, {"schedule": "constant"}),
 ])
@@ -163,6 +163,27 @@ def test_a_checkpoint_restores_every_optimizer_state_exactly(tmp_path, optimizer
     assert len(restored.variables) < len(state) and int(restored.iterations) == 5  # 160 images / 32
     for saved, loaded in zip(state, restored.variables, strict=False):
         np.testing.assert_array_equal(saved, keras.ops.convert_to_numpy(loaded))
+    if optimizer == "sgd":  # the one-cycle momentum continues where it stopped: step 5 of 5 epochs' 5
+        assert restored.momentum_cycle == {"warmup": 0, "pct_start": 0.3, "total": 5}
+        assert float(restored.momentum_now()) == pytest.approx(MOMENTUM_HIGH, abs=1e-6)
+
+
+def test_sgd_momentum_cycles_with_one_cycle_during_training():
+    cfg, data, seen = config("sgd", {"momentum": 0.9}), images(), []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append((int(self.model.optimizer.iterations), float(self.model.optimizer.momentum_now())))
+
+    train(cfg, TrialParams(initial_lr=0.05, schedule="one_cycle", pct_start=0.4), data, seed=0, callbacks=[Watch()])
+    steps, momenta = zip(*seen)
+    expected = keras.ops.convert_to_numpy(cycled_momentum(np.array(steps), 0, 0.4, 5))
+    np.testing.assert_allclose(momenta, expected, atol=1e-6)
+    assert momenta[0] == pytest.approx(MOMENTUM_HIGH) and min(momenta) < 0.87  # down towards 0.85 at the LR's peak
+    # Another schedule on the same optimizer: the configured momentum, fixed.
+    seen.clear()
+    train(cfg, TrialParams(initial_lr=0.05, schedule="cosine"), data, seed=0, callbacks=[Watch()])
+    assert {round(m, 6) for _, m in seen} == {0.9}
 
 
 def test_schedule_free_starts_its_z_sequence_at_the_weights_under_fit():
