@@ -39,7 +39,8 @@ class StudyProgress:
     ``epoch(trial, entry)`` after each epoch trained in this process.
     """
 
-    def __init__(self, study: Any, *, epochs_per_trial: int, epochs: bool = False) -> None:
+    def __init__(self, study: Any, *, epochs_per_trial: int, epochs: bool = False,
+                 metric: str = "val_accuracy") -> None:
         from sweep.study.budget import budget
 
         tqdm = import_tqdm()
@@ -50,6 +51,7 @@ class StudyProgress:
         self._epochs = tqdm(total=epochs_per_trial, desc="epochs", unit="epoch", leave=False,
                             dynamic_ncols=True) if epochs else None
         self._trial: int | None = None
+        self._metric = metric  # the study's: shown for each epoch
         self.update(study)
 
     def update(self, study: Any) -> None:
@@ -69,8 +71,9 @@ class StudyProgress:
             self._epochs.reset()
             self._epochs.set_description(f"trial {trial}")
         self._epochs.update(entry.epoch - self._epochs.n)
-        value = getattr(entry, "val_accuracy", math.nan)
-        self._epochs.set_postfix_str(f"val_accuracy {value:.4f}" if math.isfinite(value) else "")
+        value = entry.value(self._metric) if callable(getattr(entry, "value", None)) else \
+            getattr(entry, self._metric, math.nan)
+        self._epochs.set_postfix_str(f"{self._metric} {value:.4f}" if math.isfinite(value) else "")
 
     def close(self) -> None:
         if self._epochs is not None:

@@ -68,8 +68,8 @@ def run(config: str | Path | Mapping | Any = None, *, model: Callable[..., Any] 
     with nullcontext() if show_bar else terminal_log_lines():
         study = open_study(resolved, url, force=force, n_trials=n_trials)
         if budget(study).left:
-            bar = StudyProgress(study, epochs_per_trial=resolved.train.epochs,
-                                epochs=progress == "epochs") if show_bar else None
+            bar = StudyProgress(study, epochs_per_trial=resolved.train.epochs, epochs=progress == "epochs",
+                                metric=resolved.study.metric) if show_bar else None
             try:
                 deadline = time.time() + resolved.study.timeout_s if resolved.study.timeout_s else None
                 if workers == 1:
