@@ -108,6 +108,28 @@ def train_step_ms(batch: int = 64, images: int = 2560) -> float:
     return median(times[1:])  # the first epoch traces
 
 
+def table(p: dict) -> str:
+    m = p["median_us_per_call"]
+    step_us = p["cnn_train_step_ms_batch64"] * 1e3
+    switch = [m["switch:" + family] for family in PARAMS]
+    where = [m["where:" + family] for family in PARAMS]
+    rows = "\n".join(f"| {family} | {m['switch:' + family]:.0f} | {m['where:' + family]:.0f} |" for family in PARAMS)
+    return (f"## What a schedule costs per step (`schedule_cost.py`)\n\n"
+            f"Microseconds per schedule call inside a traced TensorFlow loop of {p['steps']:,} steps, "
+            f"median of {p['repeats']} alternating repeats. `switch` is sweep's `TrialSchedule` (the selected "
+            f"family only); `where` computes all nine and selects one (the first design). Keras' own "
+            f"`CosineDecay`: {m['keras_cosine']:.0f} us. One CNN train step (batch 64, CPU): "
+            f"{p['cnn_train_step_ms_batch64']:.1f} ms.\n\n| family | switch (us) | where (us) |\n|---|---|---|\n"
+            f"{rows}\n\nSo the switch adds {min(switch) / step_us:.1%} to {max(switch) / step_us:.1%} to a CPU "
+            f"train step here; the where over all nine would add {min(where) / step_us:.1%} to "
+            f"{max(where) / step_us:.1%}. The gap to Keras' class is what the variables and the switch cost "
+            f"(not measured apart): the price of one compiled step serving every trial. Per-call times in a loop of "
+            f"tiny ops are noisy (the same arm varies by 1.5x between runs on the shared cores); read the "
+            f"ratios, not the digits.\n\n"
+            f"`flock /tmp/sweep-bench.lock python benchmarks/schedule_cost.py --steps {p['steps']} "
+            f"--repeats {p['repeats']}`. {machine_line(p['machine'])}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 repeat of 2,000 steps; writes nothing")
@@ -135,17 +157,6 @@ def main() -> None:
     payload = {"steps": steps, "repeats": repeats, "us_per_call": arms, "median_us_per_call": medians,
                "cnn_train_step_ms_batch64": step_ms, "backend": keras.backend.backend(),
                "machine": machine(started_load)}
-
-    def table(p: dict) -> str:
-        m = p["median_us_per_call"]
-        rows = "\n".join(f"| {family} | {m['switch:' + family]:.0f} | {m['where:' + family]:.0f} |" for family in PARAMS)
-        return (f"## What a schedule costs per step (`schedule_cost.py`)\n\n"
-                f"Microseconds per schedule call inside a traced TensorFlow loop of {p['steps']:,} steps, "
-                f"median of {p['repeats']} alternating repeats. `switch` is sweep's `TrialSchedule` (the selected "
-                f"family only); `where` computes all nine and selects one (the first design). Keras' own "
-                f"`CosineDecay`: {m['keras_cosine']:.0f} us. One CNN train step (batch 64, CPU): "
-                f"{p['cnn_train_step_ms_batch64']:.1f} ms.\n\n| family | switch (us) | where (us) |\n|---|---|---|\n"
-                f"{rows}\n\n{machine_line(p['machine'])}\n")
 
     summary = {"median_us_per_call": {k: round(v, 1) for k, v in medians.items()},
                "cnn_train_step_ms_batch64": round(step_ms, 2)}

@@ -51,8 +51,8 @@ class TrialSchedule(LearningRateSchedule):
         t = ops.reshape(step, (-1,))
         # The family's curve at the steps and at 0 (where warm-up ramps to), in one evaluation of
         # the one branch ``kind`` selects: a switch, not a where over every family, so a step
-        # costs one family's ops. Measured in a TF graph on this CPU: 63-76 us a call, against
-        # 480-500 us for a where over all nine families and 47-64 us for the five before them.
+        # costs one family's ops: 29-59 us a call against 149-243 us for a where over all nine, in a
+        # TF graph on the 2-core CPU, where a CNN step takes ~29 ms (benchmarks/schedule_cost.py).
         points = ops.concatenate([after_warmup(ops, t, v), ops.zeros((1,), "float32")])
         branches = [lambda a, formula=FAMILIES[name]: formula(ops, a, v) for name in SCHEDULES]
         curve = ops.switch(ops.cast(v["kind"], "int32"), branches, points)
