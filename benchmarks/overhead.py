@@ -58,6 +58,7 @@ def bare_keras(config_path: str, trials_json: str) -> None:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from sweep.config import load_config
+    from sweep.search.objective import trial_seed
     from sweep.training.data import load_dataset
     from sweep.training.model_cache import ModelCache
     from sweep.training.params import TrialParams
@@ -67,7 +68,9 @@ def bare_keras(config_path: str, trials_json: str) -> None:
     data = load_dataset(cfg.data, cfg.study.seed)
     models = ModelCache()
     for number, params in enumerate(json.loads(trials_json)):
-        train(cfg, TrialParams(**params), data, seed=number, models=models)
+        # sweep's seed for enqueued trial `number`: the same initial weights and batch order, so the
+        # same trials diverge (and stop early) in both arms.
+        train(cfg, TrialParams(**params), data, seed=trial_seed(cfg.study.seed, number), models=models)
 
 
 def reuse_arms(config_path: str, trials_json: str) -> None:
@@ -259,10 +262,10 @@ def _check_all_complete(storage: str, name: str, n: int) -> None:
 
 
 JAX_NOTE = (
-    "Under JAX the bare loop was slower than `sweep run` in every repeat, also before the model reuse (the same "
-    "command on the code before it, 2026-12-04 15:41 UTC, one repeat under a load average of 5.5: sweep 219.7 s, "
-    "bare 269.6 s); not explained yet, and the machine's load (other sessions' tests on the 2 cores, load average "
-    "above) swings single repeats widely: read it as no measurable orchestration cost under JAX, not as a speed-up."
+    "Other sessions' tests shared the 2 cores (load average above): single repeats swing widely. Until "
+    "2026-12-04 17:15 UTC the bare arm trained each trial with another seed than sweep's (its index, not "
+    "`trial_seed`), so other trials diverged and stopped early in the two arms: that run read 0.747 (3 repeats, "
+    "load 7 to 12; bare slower in every repeat, also before the model reuse: 219.7 s against 269.6 s)."
 )
 
 # Kept in the section across reruns: the figure before a fix, which a rerun cannot reproduce.
