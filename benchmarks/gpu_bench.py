@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = {  # full: the GPU measurement; dry: the CPU check of the script
     "full": {"images": 60_000, "batches": [64, 256, 1024], "spe": [1, 8], "timed_epochs": 2,
-             "workers": [1, 2, 4], "window_s": 55, "study_images": 60_000, "study_epochs": 3,
+             "workers": [1, 2, 4], "window_s": 50, "study_images": 60_000, "study_epochs": 3,
              "quickstart": []},
     "dry": {"images": 512, "batches": [256], "spe": [1, 8], "timed_epochs": 1,
             "workers": [1], "window_s": 12, "study_images": 400, "study_epochs": 1,
