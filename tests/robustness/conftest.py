@@ -22,6 +22,9 @@ data: {source: synthetic, limit: 300, validation_fraction: 0.2}
 model: {filters: [4], dense_units: 16, dropout: 0.0}
 train: {epochs: 1, batch_size: 32}
 lr_finder: {enabled: false}
+# A bounded range: with no range test, a draw near 1.0 diverges (pruned), and the faults below
+# want two complete trials whatever the search space's sampling order.
+search: {initial_lr: {low: 1.0e-4, high: 1.0e-2}}
 """
 
 
