@@ -67,7 +67,11 @@ def test_a_jax_study_killed_mid_trial_resumes_from_its_checkpoint_then_evaluates
     _write_config(tmp_path, limit=900, n_trials=4)
     env = jax_env(tmp_path)
     process = _start(tmp_path, KERAS_BACKEND="jax", PYTHONPATH=env["PYTHONPATH"])
-    _wait_for(tmp_path, _running_after_an_epoch, process)
+    seen = _wait_for(tmp_path, _running_after_an_epoch, process)
+    # The trial the kill lands in: running, with a checkpoint recorded (an earlier trial may
+    # have been retried for another reason, so the test follows this one's root).
+    target = next(t for t in seen if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.EPOCHS_RUN, 0) >= 1)
+    root = target.user_attrs[attrs.ROOT_TRIAL]
     time.sleep(0.3)  # somewhere inside the next epoch
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -78,8 +82,9 @@ def test_a_jax_study_killed_mid_trial_resumes_from_its_checkpoint_then_evaluates
     trials = _trials(tmp_path)
     assert len([t for t in trials if t.state in FINISHED]) == 4
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-    retry = next(t for t in trials if attrs.RESUMED_FROM_EPOCH in t.user_attrs)
-    killed = trials[retry.user_attrs[attrs.ROOT_TRIAL]]
+    retry = next(t for t in trials if t.state in FINISHED and t.user_attrs.get(attrs.ROOT_TRIAL) == root
+                 and attrs.RESUMED_FROM_EPOCH in t.user_attrs)
+    killed = trials[root]
     assert retry.params == killed.params and retry.user_attrs[attrs.RESUMED_FROM_EPOCH] >= 1
     assert [e["epoch"] for e in retry.user_attrs[attrs.HISTORY]] == [1, 2, 3, 4]
     assert retry.user_attrs[attrs.HISTORY][0] == killed.user_attrs[attrs.HISTORY][0], "epoch 1 was not retrained"
