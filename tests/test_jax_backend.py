@@ -64,17 +64,20 @@ def test_a_jax_study_killed_mid_trial_resumes_from_its_checkpoint_then_evaluates
     from sweep import attrs
     from tests.study.test_resume import FINISHED, _running_after_an_epoch, _start, _trials, _wait_for, _write_config
 
-    _write_config(tmp_path, limit=900, n_trials=4)
+    # 1,440 training images: with a reused compiled model a JAX epoch on 720 took less than
+    # the poll and the sleep below, so the kill could land after the trial had finished.
+    _write_config(tmp_path, limit=1800, n_trials=4)
     env = jax_env(tmp_path)
     process = _start(tmp_path, KERAS_BACKEND="jax", PYTHONPATH=env["PYTHONPATH"])
-    seen = _wait_for(tmp_path, _running_after_an_epoch, process)
-    # The trial the kill lands in: running, with a checkpoint recorded (an earlier trial may
-    # have been retried for another reason, so the test follows this one's root).
-    target = next(t for t in seen if t.state == TrialState.RUNNING and t.user_attrs.get(attrs.EPOCHS_RUN, 0) >= 1)
-    root = target.user_attrs[attrs.ROOT_TRIAL]
+    _wait_for(tmp_path, _running_after_an_epoch, process)
     time.sleep(0.3)  # somewhere inside the next epoch
     process.send_signal(signal.SIGKILL)
     process.wait()
+    # The trial the kill landed in is the one its dead worker left RUNNING; it has an epoch
+    # checkpoint recorded. The test follows its root (another trial may be a retry too).
+    target = next(t for t in _trials(tmp_path) if t.state == TrialState.RUNNING)
+    assert target.user_attrs.get(attrs.CHECKPOINT), "the kill landed before the trial's first checkpoint"
+    root = target.user_attrs[attrs.ROOT_TRIAL]
     process = _start(tmp_path, KERAS_BACKEND="jax", PYTHONPATH=env["PYTHONPATH"])
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output
