@@ -123,17 +123,7 @@ def table(payload: dict, trials: int, epochs: int) -> str:
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     lines += ["", "| seed | arm | wall s | trials (pruned) | picks | final pick | its value | test % | load |",
               "|---:|---|---:|---:|---:|---|---:|---:|---:|"]
-    for seed in seeds:
-        for arm in arms:
-            r = by_arm[arm].get(seed)
-            if r is None:
-                continue
-            pick = r["picks"][-1]
-            p = pick["params"]
-            pruned = sum(t["value"] is None for t in r["trials"])
-            lines.append(f"| {seed} | {arm} | {r['wall_s']:.0f} | {len(r['trials'])} ({pruned}) | {len(r['picks'])} | "
-                         f"{p['schedule']} {p['initial_lr']:.2g} wu {p['warmup_fraction']:.2f} | "
-                         f"{pick['value']:.4f} | {_pct(r['final_test'])} | {r['machine']['loadavg_start'][0]} |")
+    lines += _per_seed_rows(by_arm, arms, seeds, with_picks=True)
     return "\n".join(lines)
 
 
@@ -219,6 +209,14 @@ def optimizer_table(payload: dict, trials: int, epochs: int) -> str:
             lines.append(f"| {arm} | {counts} | {new}/{len(tops)} |")
     lines += ["", "| seed | arm | wall s | trials (pruned) | final pick | its value | test % | load |",
               "|---:|---|---:|---:|---|---:|---:|---:|"]
+    lines += _per_seed_rows(by_arm, arms, seeds, with_picks=False)
+    return "\n".join(lines)
+
+
+def _per_seed_rows(by_arm: dict, arms, seeds, with_picks: bool) -> list[str]:
+    """One table row per (seed, arm) run: wall time, trials, the final pick and its test score
+    (both tables of this module; ``with_picks`` adds the number of picks)."""
+    rows = []
     for seed in seeds:
         for arm in arms:
             r = by_arm[arm].get(seed)
@@ -227,7 +225,8 @@ def optimizer_table(payload: dict, trials: int, epochs: int) -> str:
             pick = r["picks"][-1]
             p = pick["params"]
             pruned = sum(t["value"] is None for t in r["trials"])
-            lines.append(f"| {seed} | {arm} | {r['wall_s']:.0f} | {len(r['trials'])} ({pruned}) | "
-                         f"{p['schedule']} {p['initial_lr']:.2g} wu {p.get('warmup_fraction', 0):.2f} | "
-                         f"{pick['value']:.4f} | {_pct(r['final_test'])} | {r['machine']['loadavg_start'][0]} |")
-    return "\n".join(lines)
+            picks = f" {len(r['picks'])} |" if with_picks else ""
+            rows.append(f"| {seed} | {arm} | {r['wall_s']:.0f} | {len(r['trials'])} ({pruned}) |{picks} "
+                        f"{p['schedule']} {p['initial_lr']:.2g} wu {p.get('warmup_fraction', 0):.2f} | "
+                        f"{pick['value']:.4f} | {_pct(r['final_test'])} | {r['machine']['loadavg_start'][0]} |")
+    return rows
